@@ -11,6 +11,7 @@ export const main = defineCommand({
   subCommands: {
     kb: () => import("./kb.ts").then((m) => m.default),
     eval: () => import("./eval.ts").then((m) => m.default),
+    tokenizer: () => import("./tokenizer.ts").then((m) => m.default),
   },
 });
 
