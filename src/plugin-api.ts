@@ -5,6 +5,9 @@
  */
 import type { Database } from "bun:sqlite";
 
+export * from "./retrieval/analyzer.ts";
+export { InvertedIndex, scoreTerms, topK, type IndexStats, type Postings, type QueryTerm } from "./retrieval/inverted.ts";
+
 /** One ranked search result. Best first; ties broken deterministically (by chunkId ascending). */
 export interface Hit {
   chunkId: number;

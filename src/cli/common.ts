@@ -1,0 +1,42 @@
+import { UserError } from "../errors.ts";
+import { Kb } from "../kb/kb.ts";
+import { loadPlugins } from "../retrieval/host.ts";
+
+/** Flags shared by every command that opens a KB. */
+export const kbArgs = {
+  kb: { type: "string", description: "Knowledge-base file (SQLite)", required: true, valueHint: "FILE" },
+  plugins: { type: "string", description: "Extra folder of retriever plugins", valueHint: "DIR" },
+  json: { type: "boolean", description: "Print results as JSON on stdout" },
+} as const;
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function intFlag(name: string, value: string | undefined, fallback: number, min = 1): number {
+  if (value === undefined || value === "") return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new UserError(`--${name} must be an integer >= ${min}, got "${value}"`);
+  return n;
+}
+
+/** Parses `key=value[,key=value...]` lists (for --filter and --opt). */
+export function keyValues(name: string, value: string | undefined): Record<string, string> | undefined {
+  if (!value) return undefined;
+  const out: Record<string, string> = {};
+  for (const part of value.split(",")) {
+    const eq = part.indexOf("=");
+    if (eq <= 0) throw new UserError(`--${name} expects key=value pairs separated by commas, got "${part}"`);
+    out[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+export function listFlag(value: string | undefined): string[] | undefined {
+  return value ? value.split(",").map((s) => s.trim()).filter(Boolean) : undefined;
+}
+
+export async function openKb(args: { kb: string; plugins?: string }, write = false): Promise<Kb> {
+  await loadPlugins(args.plugins);
+  return Kb.open(args.kb, { write });
+}

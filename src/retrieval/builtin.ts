@@ -1,0 +1,7 @@
+import type { Retriever } from "../plugin-api.ts";
+import bm25 from "../../plugins/bm25.ts";
+import fuzzy from "../../plugins/fuzzy.ts";
+import simple from "../../plugins/simple.ts";
+
+/** Retrievers compiled into the binary. Drop-in plugins with the same name replace them. */
+export const BUILTIN_RETRIEVERS: Retriever[] = [simple, bm25, fuzzy];
