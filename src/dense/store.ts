@@ -1,0 +1,116 @@
+import type { Database } from "bun:sqlite";
+
+/**
+ * Vectors in sqlite-vec `vec0` tables inside the KB file, keyed by chunk id (the vec0 rowid):
+ *  - `dense_vec`  float[D]: exact KNN (brute force, L2 on unit vectors, so the order is cosine's);
+ *  - `dense_bits` bit[D]:   sign-quantised copy (32x smaller) for a Hamming prefilter, whose
+ *    candidates (k x oversample) are re-scored exactly against `dense_vec`.
+ * Scores are cosine similarities: 1 - d^2 / 2 for unit vectors at L2 distance d.
+ */
+export const VEC_TABLE = "dense_vec";
+export const BIT_TABLE = "dense_bits";
+/** sqlite-vec refuses k above this in one KNN query. */
+export const MAX_K = 4096;
+
+export interface Neighbor {
+  id: number;
+  score: number;
+}
+
+export class VectorStore {
+  constructor(
+    readonly db: Database,
+    readonly dim: number,
+  ) {}
+
+  get hasBits(): boolean {
+    return this.dim % 8 === 0;
+  }
+
+  static exists(db: Database): boolean {
+    return Boolean(db.query("SELECT 1 FROM sqlite_master WHERE name = ?").get(VEC_TABLE));
+  }
+
+  create(): void {
+    this.db.run(`CREATE VIRTUAL TABLE IF NOT EXISTS ${VEC_TABLE} USING vec0(embedding float[${this.dim}])`);
+    if (this.hasBits) this.db.run(`CREATE VIRTUAL TABLE IF NOT EXISTS ${BIT_TABLE} USING vec0(embedding bit[${this.dim}])`);
+  }
+
+  static drop(db: Database): void {
+    db.run(`DROP TABLE IF EXISTS ${VEC_TABLE}`);
+    db.run(`DROP TABLE IF EXISTS ${BIT_TABLE}`);
+  }
+
+  insert(ids: number[], vectors: Float32Array[]): void {
+    const f = this.db.prepare(`INSERT INTO ${VEC_TABLE}(rowid, embedding) VALUES (?, ?)`);
+    const b = this.hasBits ? this.db.prepare(`INSERT INTO ${BIT_TABLE}(rowid, embedding) VALUES (?, vec_quantize_binary(?))`) : null;
+    for (let i = 0; i < ids.length; i++) {
+      f.run(ids[i]!, vectors[i]!);
+      b?.run(ids[i]!, vectors[i]!);
+    }
+  }
+
+  delete(ids: number[]): void {
+    const f = this.db.prepare(`DELETE FROM ${VEC_TABLE} WHERE rowid = ?`);
+    const b = this.hasBits ? this.db.prepare(`DELETE FROM ${BIT_TABLE} WHERE rowid = ?`) : null;
+    for (const id of ids) {
+      f.run(id);
+      b?.run(id);
+    }
+  }
+
+  count(table = VEC_TABLE): number {
+    return (this.db.query(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+  }
+
+  ids(table = VEC_TABLE): number[] {
+    return (this.db.query(`SELECT rowid AS id FROM ${table} ORDER BY rowid`).all() as { id: number }[]).map((r) => r.id);
+  }
+
+  /**
+   * Exact KNN over float vectors. `allowed` (a metadata filter's chunk ids) becomes a rowid
+   * constraint inside the KNN scan, so the k results are the exact top k among the allowed rows.
+   */
+  exact(query: Float32Array, k: number, allowed: Set<number> | null = null): Neighbor[] {
+    if (allowed && allowed.size === 0) return [];
+    const kk = Math.min(k, MAX_K);
+    const rows = allowed
+      ? this.db
+          .query(`SELECT rowid AS id, distance FROM ${VEC_TABLE} WHERE embedding MATCH ? AND k = ? AND rowid IN (SELECT value FROM json_each(?)) ORDER BY distance`)
+          .all(query, kk, JSON.stringify([...allowed]))
+      : this.db.query(`SELECT rowid AS id, distance FROM ${VEC_TABLE} WHERE embedding MATCH ? AND k = ? ORDER BY distance`).all(query, kk);
+    return toNeighbors(rows as { id: number; distance: number }[]);
+  }
+
+  /**
+   * Binary-quantised prefilter (Hamming KNN over sign bits, k x oversample candidates) then an
+   * exact float re-score of just those candidates.
+   */
+  quantized(query: Float32Array, k: number, oversample: number, allowed: Set<number> | null = null): Neighbor[] {
+    if (!this.hasBits) return this.exact(query, k, allowed);
+    if (allowed && allowed.size === 0) return [];
+    const kc = Math.min(Math.max(k, Math.ceil(k * oversample)), MAX_K);
+    const cand = (
+      allowed
+        ? this.db
+            .query(`SELECT rowid AS id FROM ${BIT_TABLE} WHERE embedding MATCH vec_quantize_binary(?) AND k = ? AND rowid IN (SELECT value FROM json_each(?))`)
+            .all(query, kc, JSON.stringify([...allowed]))
+        : this.db.query(`SELECT rowid AS id FROM ${BIT_TABLE} WHERE embedding MATCH vec_quantize_binary(?) AND k = ?`).all(query, kc)
+    ) as { id: number }[];
+    if (cand.length === 0) return [];
+    const rows = this.db
+      .query(`SELECT rowid AS id, vec_distance_l2(embedding, ?) AS distance FROM ${VEC_TABLE} WHERE rowid IN (SELECT value FROM json_each(?))`)
+      .all(query, JSON.stringify(cand.map((c) => c.id))) as { id: number; distance: number }[];
+    return toNeighbors(rows).slice(0, k);
+  }
+
+  /** The stored float vector of one chunk (for checks and tests). */
+  vector(id: number): Float32Array | null {
+    const r = this.db.query(`SELECT embedding FROM ${VEC_TABLE} WHERE rowid = ?`).get(id) as { embedding: Uint8Array } | null;
+    return r ? new Float32Array(r.embedding.slice().buffer) : null;
+  }
+}
+
+function toNeighbors(rows: { id: number; distance: number }[]): Neighbor[] {
+  return rows.map((r) => ({ id: r.id, score: 1 - (r.distance * r.distance) / 2 })).sort((a, b) => b.score - a.score || a.id - b.id);
+}
