@@ -12,6 +12,7 @@ export const main = defineCommand({
     kb: () => import("./kb.ts").then((m) => m.default),
     eval: () => import("./eval.ts").then((m) => m.default),
     tokenizer: () => import("./tokenizer.ts").then((m) => m.default),
+    prepare: () => import("./prepare.ts").then((m) => m.default),
   },
 });
 
