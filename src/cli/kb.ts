@@ -133,12 +133,12 @@ const stats = defineCommand({
 });
 
 const exportCmd = defineCommand({
-  meta: { name: "export", description: "Write every document as documents JSONL on stdout (the format `kb build` reads)" },
+  meta: { name: "export", description: "Write every document, in insertion order, as documents JSONL on stdout (the format `kb build` reads)" },
   args: { kb: kbArgs.kb, plugins: kbArgs.plugins },
   async run({ args }) {
     const kb = await openKb(args);
     try {
-      const q = kb.db.query<{ id: string; title: string; content: string; source: string; metadata: string }, []>("SELECT id, title, content, source, metadata FROM documents ORDER BY id");
+      const q = kb.db.query<{ id: string; title: string; content: string; source: string; metadata: string }, []>("SELECT id, title, content, source, metadata FROM documents ORDER BY rowid");
       for (const r of q.iterate()) process.stdout.write(`${JSON.stringify({ ...r, metadata: JSON.parse(r.metadata) })}\n`);
     } finally {
       kb.close();
