@@ -141,7 +141,7 @@ describe("dense plugin over a KB", () => {
     // Adding documents with another embedder requested is refused and rolls back.
     requestEmbedder("lsa:dim=16");
     const before = k.count("chunks");
-    expect(k.add([{ id: "n1", content: "cats" }])).rejects.toThrow("embedder mismatch");
+    await expect(k.add([{ id: "n1", content: "cats" }])).rejects.toThrow("embedder mismatch");
     requestEmbedder(null);
     expect(k.count("chunks")).toBe(before);
   });
@@ -212,13 +212,13 @@ describe("dense plugin over a KB", () => {
     const exact = await dense.search(k.ctx, "programming language", { topK: 3 });
     const quant = await dense.search(k.ctx, "programming language", { topK: 3, options: { mode: "quantized", oversample: "10" } });
     expect(quant.map((h) => [h.chunkId, h.score.toFixed(5)])).toEqual(exact.map((h) => [h.chunkId, h.score.toFixed(5)]));
-    expect(Promise.resolve(dense.search(k.ctx, "x", { topK: 3, options: { mode: "fast" } }))).rejects.toThrow("mode=fast");
-    expect(Promise.resolve(dense.search(k.ctx, "x", { topK: 3, options: { oversample: "0" } }))).rejects.toThrow("oversample");
+    await expect(Promise.resolve(dense.search(k.ctx, "x", { topK: 3, options: { mode: "fast" } }))).rejects.toThrow("mode=fast");
+    await expect(Promise.resolve(dense.search(k.ctx, "x", { topK: 3, options: { oversample: "0" } }))).rejects.toThrow("oversample");
   });
 
   test("a KB without dense vectors says how to get them", async () => {
     kb = new TestKb(":memory:", []);
     await kb.add(DOCS.slice(0, 2));
-    expect(Promise.resolve(dense.search(kb.ctx, "cats", { topK: 3 }))).rejects.toThrow("has no dense vectors");
+    await expect(Promise.resolve(dense.search(kb.ctx, "cats", { topK: 3 }))).rejects.toThrow("has no dense vectors");
   });
 });
