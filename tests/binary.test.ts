@@ -1,0 +1,28 @@
+import { describe, expect, test } from "bun:test";
+import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { BUN, cli, PETS, ROOT, tempDir, writeJsonl } from "./helpers.ts";
+import { WORD_COUNT_PLUGIN } from "./plugins.test.ts";
+
+describe("the compiled binary", () => {
+  test("runs kb build + kb search and a drop-in plugin from an empty folder, with no node_modules in reach", () => {
+    const build = Bun.spawnSync([BUN, join(ROOT, "scripts/build.ts")], { cwd: ROOT, stderr: "pipe" });
+    expect(build.exitCode).toBe(0);
+    const dir = tempDir("nanorag-bin-");
+    const bin = join(dir, "nanorag");
+    copyFileSync(join(ROOT, "dist/nanorag"), bin);
+    Bun.spawnSync(["chmod", "+x", bin]);
+    writeJsonl(join(dir, "docs.jsonl"), PETS);
+    const env = { NODE_PATH: "", BUN_INSTALL: dir };
+    const built = cli(["kb", "build", "--input", "docs.jsonl", "--kb", "kb.db", "--json"], { bin, cwd: dir, env });
+    expect(built.code).toBe(0);
+    expect(JSON.parse(built.stdout).documents).toBe(PETS.length);
+    const hits = JSON.parse(cli(["kb", "search", "--kb", "kb.db", "--json", "garbage collection"], { bin, cwd: dir, env }).stdout).hits;
+    expect(hits[0].docId).toBe("rust");
+    mkdirSync(join(dir, "plugins"));
+    writeFileSync(join(dir, "plugins/wordcount.ts"), WORD_COUNT_PLUGIN);
+    const plugin = cli(["kb", "search", "--kb", "kb.db", "-r", "wordcount", "--json", "loyal wolves"], { bin, cwd: dir, env });
+    expect(plugin.code).toBe(0);
+    expect(JSON.parse(plugin.stdout).hits[0]).toMatchObject({ docId: "dogs", score: 2 });
+  });
+});
