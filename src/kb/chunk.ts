@@ -13,13 +13,13 @@ const WORD = /\S+/g;
  * offsets so every chunk can be traced back to its place in the document. Short texts are one chunk.
  */
 export function chunkText(text: string, size: number, overlap: number): ChunkSpan[] {
+  if (countWords(text) <= size) return [{ ordinal: 0, start: 0, end: text.length, text }];
   const starts: number[] = [];
   const ends: number[] = [];
   for (const m of text.matchAll(WORD)) {
     starts.push(m.index);
     ends.push(m.index + m[0].length);
   }
-  if (starts.length <= size) return [{ ordinal: 0, start: 0, end: text.length, text }];
   const step = size - overlap;
   const spans: ChunkSpan[] = [];
   for (let w = 0; ; w += step) {
@@ -30,4 +30,17 @@ export function chunkText(text: string, size: number, overlap: number): ChunkSpa
     if (last === starts.length - 1) break;
   }
   return spans;
+}
+
+/** Whitespace-separated word count, without allocating match objects (most documents fit one chunk). */
+function countWords(text: string): number {
+  let n = 0;
+  let inWord = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    const space = c === 32 || (c >= 9 && c <= 13) || c === 160 || c === 0x2028 || c === 0x2029 || c === 0x3000 || (c >= 0x2000 && c <= 0x200a);
+    if (!space && !inWord) n++;
+    inWord = !space;
+  }
+  return n;
 }

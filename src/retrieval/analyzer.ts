@@ -5,7 +5,6 @@ export const STOPWORDS: ReadonlySet<string> = new Set(
   "a an and are as at be but by for if in into is it no not of on or such that the their then there these they this to was will with".split(" "),
 );
 
-const ASCII_WORD = /[a-z0-9]+/g;
 const UNICODE_WORD = /[\p{L}\p{N}]+/gu;
 
 /** Lowercased Unicode words (letters and digits of any script), NFKC-normalised. */
@@ -31,7 +30,20 @@ export function stem(word: string): string {
  */
 export function analyzeEnglish(text: string): string[] {
   const out: string[] = [];
-  for (const w of text.toLowerCase().match(ASCII_WORD) ?? []) if (!STOPWORDS.has(w)) out.push(stem(w));
+  const lower = text.toLowerCase();
+  // A hand-rolled scan for [a-z0-9]+: about twice as fast as a global regex match on large corpora.
+  let start = -1;
+  for (let i = 0; i <= lower.length; i++) {
+    const c = i < lower.length ? lower.charCodeAt(i) : 0;
+    const word = (c >= 97 && c <= 122) || (c >= 48 && c <= 57);
+    if (word) {
+      if (start < 0) start = i;
+    } else if (start >= 0) {
+      const w = lower.slice(start, i);
+      if (!STOPWORDS.has(w)) out.push(stem(w));
+      start = -1;
+    }
+  }
   return out;
 }
 

@@ -1,6 +1,5 @@
 import type { Database } from "bun:sqlite";
 import type { Chunk, PluginContext } from "../plugin-api.ts";
-import { termCounts } from "./analyzer.ts";
 
 /** A term's postings: chunk ids and the term's frequency in each. */
 export interface Postings {
@@ -78,35 +77,47 @@ export class InvertedIndex {
     const db = ctx.db;
     this.ensureTables(db);
     const stats = this.readStatsForWrite(db);
-    const fresh = new Map<string, { ids: number[]; tfs: number[] }>();
-    let maxId = stats.perChunk.length - 1;
+    const wasEmpty = stats.n === 0;
+    // Terms are interned to slots so each (term, chunk) pair costs one Map lookup.
+    const slots = new Map<string, number>();
+    const ids: number[][] = [];
+    const tfs: number[][] = [];
     const perChunk = new Map<number, number>();
+    const tf = new Map<string, number>();
+    let maxId = stats.perChunk.length - 1;
     for (const c of chunks) {
       const tokens = this.analyze(this.chunkText(c));
-      const tf = termCounts(tokens);
+      tf.clear();
+      for (const t of tokens) tf.set(t, (tf.get(t) ?? 0) + 1);
       perChunk.set(c.id, this.chunkStat(tf));
       stats.n++;
       stats.total += tokens.length;
-      maxId = Math.max(maxId, c.id);
+      if (c.id > maxId) maxId = c.id;
       for (const [term, count] of tf) {
-        let p = fresh.get(term);
-        if (!p) fresh.set(term, (p = { ids: [], tfs: [] }));
-        p.ids.push(c.id);
-        p.tfs.push(count);
+        let slot = slots.get(term);
+        if (slot === undefined) {
+          slot = ids.length;
+          slots.set(term, slot);
+          ids.push([]);
+          tfs.push([]);
+        }
+        ids[slot]!.push(c.id);
+        tfs[slot]!.push(count);
       }
     }
     const upsert = db.query(`INSERT OR REPLACE INTO ${this.postingsTable} (term, ids, tfs) VALUES (?, ?, ?)`);
-    for (const [term, p] of fresh) {
-      const old = this.postings(db, term);
-      const ids = new Int32Array((old?.ids.length ?? 0) + p.ids.length);
-      const tfs = new Float32Array(ids.length);
+    for (const [term, slot] of slots) {
+      const old = wasEmpty ? null : this.postings(db, term);
+      const offset = old?.ids.length ?? 0;
+      const packedIds = new Int32Array(offset + ids[slot]!.length);
+      const packedTfs = new Float32Array(packedIds.length);
       if (old) {
-        ids.set(old.ids);
-        tfs.set(old.tfs);
+        packedIds.set(old.ids);
+        packedTfs.set(old.tfs);
       }
-      ids.set(p.ids, old?.ids.length ?? 0);
-      tfs.set(p.tfs, old?.ids.length ?? 0);
-      upsert.run(term, bytes(ids), bytes(tfs));
+      packedIds.set(ids[slot]!, offset);
+      packedTfs.set(tfs[slot]!, offset);
+      upsert.run(term, bytes(packedIds), bytes(packedTfs));
     }
     const grown = new Float32Array(maxId + 1);
     grown.set(stats.perChunk);
