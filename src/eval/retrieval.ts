@@ -87,7 +87,7 @@ export async function evaluateRetriever(
   const depth = Math.max(k, 100, set.kind === "beir" ? 1000 : 100);
   const sums: Record<string, number> = {};
   const add = (name: string, v: number) => (sums[name] = (sums[name] ?? 0) + v);
-  const bar = progress(`eval ${retriever}`, set.queries.length, "queries");
+  const bar = set.queries.length >= 100 ? progress(`eval ${retriever}`, set.queries.length, "queries") : undefined;
   const t0 = performance.now();
   for (const [i, q] of set.queries.entries()) {
     const hits = await kb.search(retriever, q.text, { topK: depth, group: "doc", ...searchOptions });
@@ -98,9 +98,9 @@ export async function evaluateRetriever(
     add("map", averagePrecision(ranked, q.relevant));
     add(`precision@${k}`, precisionAt(ranked, q.relevant, k));
     if (set.kind === "hotpotqa") for (const at of [2, 5, 10]) add(`all_gold@${at}`, allFoundAt(ranked, q.relevant, at));
-    bar.tick(i + 1);
+    bar?.tick(i + 1);
   }
-  bar.done();
+  bar?.done();
   const n = set.queries.length;
   const out: Metrics = {};
   for (const [name, s] of Object.entries(sums)) out[name] = Number((s / Math.max(n, 1)).toFixed(4));
