@@ -153,6 +153,25 @@ describe("BPE", () => {
     merges.forEach((_, k) => expect([...tokenizer.tokens[256 + k]!]).toEqual(bytesOf(256 + k)));
   });
 
+  test("the native encoder matches the TypeScript one (pre-split and merges, long pieces too)", () => {
+    expect(tok.isNative).toBe(true);
+    const ts = new Tokenizer(tok.tokens, SPECIAL_TOKENS, tok.pattern, { native: false });
+    expect(ts.isNative).toBe(false);
+    const r = rng(99);
+    const alphabet = ["a", "b", "the", " ", "  ", "\n", "\r\n", "\t", "'s", "'LL", "'re", "1", "23", "456", ".", ",", "!?", "(", "—", "é", "ß", "日本", "中文", "한", "🎉", "👩‍👩‍👧", "\u00a0", "\u3000", "\u2028", "²", "Ⅻ", "x\u0301", "\u0085", "\u000b", "𝔘", "ſ", "_", "'"];
+    for (let k = 0; k < 500; k++) {
+      let s = "";
+      const n = Math.floor(r() * 30);
+      for (let i = 0; i < n; i++) s += alphabet[Math.floor(r() * alphabet.length)];
+      expect(tok.encode(s)).toEqual(ts.encode(s));
+    }
+    const long = ["日本語".repeat(400), " ".repeat(1000) + "x", "!?".repeat(500), "ab".repeat(2000), CORPUS.repeat(3)];
+    for (const s of long) {
+      expect(tok.encode(s)).toEqual(ts.encode(s));
+      expect(tok.decode(tok.encode(s))).toBe(s);
+    }
+  });
+
   test("training is deterministic", () => {
     const a = trainBpe([CORPUS, CORPUS], { vocabSize: 400 }).tokenizer.toFile();
     const b = trainBpe([CORPUS, CORPUS], { vocabSize: 400 }).tokenizer.toFile();

@@ -16,4 +16,21 @@
 int32_t nr_bpe_train(const uint8_t *data, const int64_t *offsets, const int64_t *counts, int64_t n_words,
                      int32_t n_merges, int32_t *out_pairs);
 
+/* An encoder over a fixed vocabulary (tiktoken semantics: the adjacent pair whose concatenation is
+ * the lowest-ranked token merges first, leftmost on ties). token_bytes/offsets hold the n_tokens
+ * regular tokens in rank order (token i is token_bytes[offsets[i] .. offsets[i+1])). The pre-split
+ * is the GPT-4 pattern family with numbers in groups of at most max_digits (2 = nanochat, 3 = GPT-4),
+ * with JavaScript's Unicode classes (\p{L}, \p{N}, \s). NULL when memory runs out or a byte has no token. */
+typedef struct NrBpe NrBpe;
+NrBpe *nr_bpe_new(const uint8_t *token_bytes, const int64_t *offsets, int32_t n_tokens, int32_t max_digits);
+void nr_bpe_free(NrBpe *bpe);
+
+/* Encodes len bytes of UTF-8 text into out (room for cap ids; len + 1 always suffices).
+ * Returns the number of ids written, or -1 when cap is too small. */
+int64_t nr_bpe_encode(const NrBpe *bpe, const uint8_t *text, int64_t len, int32_t *out, int64_t cap);
+
+/* Splits text into pieces: writes the end offset of each piece to ends (room for len entries) and
+ * returns the count. Exposed for tests. */
+int64_t nr_bpe_split(const NrBpe *bpe, const uint8_t *text, int64_t len, int64_t *ends);
+
 #endif

@@ -141,11 +141,26 @@ export function generateWorld(opts: SyntheticOptions): SyntheticWorld {
     if (rand() < 0.5) e.attrs.river = cap(word(rand, 2, 2));
     return e;
   });
+  const citiesOf = new Map<Entity, Entity[]>();
+  for (const x of cities) {
+    const k = x.links.country!;
+    if (!citiesOf.has(k)) citiesOf.set(k, []);
+    citiesOf.get(k)!.push(x);
+  }
   for (const c of countries) {
-    const own = cities.filter((x) => x.links.country === c);
+    const own = citiesOf.get(c) ?? [];
     if (own.length) c.links.capital = pick(own, rand);
   }
-  const inSplit = <T extends Entity>(xs: T[], s: Split) => xs.filter((x) => x.split === s);
+  const bySplit = new Map<Entity[], Record<Split, Entity[]>>();
+  const inSplit = (xs: Entity[], s: Split): Entity[] => {
+    let m = bySplit.get(xs);
+    if (!m) {
+      m = { train: [], val: [], test: [] };
+      for (const x of xs) m[x.split].push(x);
+      bySplit.set(xs, m);
+    }
+    return m[s];
+  };
   const companies = Array.from({ length: nCompany }, (_, i) => {
     const city = pick(cities, rand);
     const e = ent("company", i, unique(() => `${cap(word(rand, 2, 3))} ${pick(COMPANY_SUFFIX, rand)}`), city.split);

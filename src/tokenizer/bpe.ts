@@ -6,7 +6,16 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { InputError, UserError } from "../errors.ts";
-import { NANOCHAT_PATTERN, toJsRegExp } from "./pattern.ts";
+import { ptr } from "bun:ffi";
+import { bpeNative } from "./native.ts";
+import { GPT4_PATTERN, NANOCHAT_PATTERN, toJsRegExp } from "./pattern.ts";
+
+/** Patterns the native encoder implements, with their digit-group length. */
+const NATIVE_PATTERNS = new Map([
+  [NANOCHAT_PATTERN, 2],
+  [GPT4_PATTERN, 3],
+]);
+const freeNative = new FinalizationRegistry<number>((h) => bpeNative().nr_bpe_free(h as never));
 
 /** nanochat's nine special tokens, then the retrieval tokens of the RAG chat template. */
 export const SPECIAL_TOKENS = [
@@ -64,12 +73,19 @@ export class Tokenizer {
   private readonly specialNames = new Map<number, string>();
   private readonly re: RegExp;
   private readonly byteId = new Int32Array(256).fill(-1);
-  private readonly pairs = new Map<number, number>();
+  private pairMap: Map<number, number> | null = null;
   private readonly byBytes = new Map<string, number>();
   private cache = new Map<string, number[]>();
   private specialRe: RegExp | null = null;
+  /** Handle of the native encoder (native/cpu/bpe.c), or null for the TypeScript path. */
+  private native: number | null = null;
 
-  constructor(tokens: Uint8Array[], special: Record<string, number> | readonly string[] = SPECIAL_TOKENS, pattern = NANOCHAT_PATTERN) {
+  constructor(
+    tokens: Uint8Array[],
+    special: Record<string, number> | readonly string[] = SPECIAL_TOKENS,
+    pattern = NANOCHAT_PATTERN,
+    opts: { native?: boolean } = {},
+  ) {
     this.pattern = pattern;
     this.re = toJsRegExp(pattern);
     this.tokens = tokens;
@@ -84,16 +100,6 @@ export class Tokenizer {
     }
     const missing = [...this.byteId].findIndex((id) => id < 0);
     if (missing >= 0) throw new UserError(`Not a byte-level vocabulary: no token for byte 0x${missing.toString(16).padStart(2, "0")}`);
-    // A pair (a, b) merges into t when bytes(a) + bytes(b) = bytes(t): exactly tiktoken's rule of
-    // looking up the rank of the concatenation, precomputed over every split of every token.
-    for (let id = 0; id < tokens.length; id++) {
-      const s = latin1(tokens[id]!);
-      for (let k = 1; k < s.length; k++) {
-        const a = this.byBytes.get(s.slice(0, k));
-        const c = a === undefined ? undefined : this.byBytes.get(s.slice(k));
-        if (c !== undefined) this.pairs.set(a! * PAIR + c, id);
-      }
-    }
     const map = new Map<string, number>();
     if (Array.isArray(special)) special.forEach((name, i) => map.set(name, tokens.length + i));
     else for (const [name, id] of Object.entries(special)) map.set(name, id);
@@ -102,6 +108,46 @@ export class Tokenizer {
       this.specialNames.set(id, name);
     }
     this.special = map;
+    const digits = NATIVE_PATTERNS.get(pattern);
+    if (digits !== undefined && opts.native !== false && process.env.NANORAG_NATIVE_TOKENIZER !== "0") {
+      const offsets = new BigInt64Array(tokens.length + 1);
+      let total = 0;
+      tokens.forEach((t, i) => {
+        total += t.length;
+        offsets[i + 1] = BigInt(total);
+      });
+      const flat = new Uint8Array(Math.max(1, total));
+      tokens.forEach((t, i) => flat.set(t, Number(offsets[i])));
+      const h = bpeNative().nr_bpe_new(ptr(flat), ptr(offsets), tokens.length, digits) as number | null;
+      if (h) {
+        this.native = h;
+        freeNative.register(this, h);
+      }
+    }
+  }
+
+  /**
+   * A pair (a, b) merges into t when bytes(a) + bytes(b) = bytes(t): exactly tiktoken's rule of
+   * looking up the rank of the concatenation, precomputed over every split of every token.
+   */
+  private get pairs(): Map<number, number> {
+    if (this.pairMap) return this.pairMap;
+    const pairs = new Map<number, number>();
+    for (let id = 0; id < this.tokens.length; id++) {
+      const s = latin1(this.tokens[id]!);
+      for (let k = 1; k < s.length; k++) {
+        const a = this.byBytes.get(s.slice(0, k));
+        const c = a === undefined ? undefined : this.byBytes.get(s.slice(k));
+        if (c !== undefined && !pairs.has(a! * PAIR + c)) pairs.set(a! * PAIR + c, id);
+      }
+    }
+    this.pairMap = pairs;
+    return pairs;
+  }
+
+  /** Whether encoding runs in native code. */
+  get isNative(): boolean {
+    return this.native !== null;
   }
 
   /** Regular plus special tokens: the size of the model's embedding table. */
@@ -145,6 +191,13 @@ export class Tokenizer {
 
   private encodeOrdinaryInto(text: string, out: number[]): void {
     if (!text) return;
+    if (this.native !== null) {
+      const bytes = utf8.encode(text);
+      const ids = new Int32Array(bytes.length + 1);
+      const n = Number(bpeNative().nr_bpe_encode(this.native as never, ptr(bytes), bytes.length, ptr(ids), ids.length));
+      for (let i = 0; i < n; i++) out.push(ids[i]!);
+      return;
+    }
     const pieces = text.match(this.re);
     if (!pieces) return;
     const cache = this.cache;

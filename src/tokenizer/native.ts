@@ -10,6 +10,10 @@ const symbols = {
     args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.i64, FFIType.i32, FFIType.ptr],
     returns: FFIType.i32,
   },
+  nr_bpe_new: { args: [FFIType.ptr, FFIType.ptr, FFIType.i32, FFIType.i32], returns: FFIType.ptr },
+  nr_bpe_free: { args: [FFIType.ptr], returns: FFIType.void },
+  nr_bpe_encode: { args: [FFIType.ptr, FFIType.ptr, FFIType.i64, FFIType.ptr, FFIType.i64], returns: FFIType.i64 },
+  nr_bpe_split: { args: [FFIType.ptr, FFIType.ptr, FFIType.i64, FFIType.ptr], returns: FFIType.i64 },
 } as const;
 
 type Lib = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
