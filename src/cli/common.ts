@@ -36,7 +36,13 @@ export function listFlag(value: string | undefined): string[] | undefined {
   return value ? value.split(",").map((s) => s.trim()).filter(Boolean) : undefined;
 }
 
-export async function openKb(args: { kb: string; plugins?: string }, write = false): Promise<Kb> {
+/** Loads plugins, opens the KB named by `--kb`, runs `fn`, and always closes it. */
+export async function withKb<T>(args: { kb: string; plugins?: string }, write: boolean, fn: (kb: Kb) => Promise<T> | T): Promise<T> {
   await loadPlugins(args.plugins);
-  return Kb.open(args.kb, { write });
+  const kb = await Kb.open(args.kb, { write });
+  try {
+    return await fn(kb);
+  } finally {
+    kb.close();
+  }
 }

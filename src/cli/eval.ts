@@ -1,6 +1,6 @@
 import { defineCommand } from "citty";
 import { evaluateRetriever, loadQueries, type Metrics } from "../eval/retrieval.ts";
-import { intFlag, kbArgs, keyValues, listFlag, openKb, printJson } from "./common.ts";
+import { intFlag, kbArgs, keyValues, listFlag, printJson, withKb } from "./common.ts";
 
 /** Prints rows of metrics as an aligned table, one retriever per row. */
 export function metricsTable(rows: Array<{ retriever: string } & Metrics>): string {
@@ -24,8 +24,7 @@ const retrieval = defineCommand({
     opt: { type: "string", description: "Retriever options, e.g. components=bm25,dense" },
   },
   async run({ args }) {
-    const kb = await openKb(args);
-    try {
+    await withKb(args, false, async (kb) => {
       const set = loadQueries(args.queries, args.qrels);
       const k = intFlag("k", args.k, 10);
       const rows: Array<{ retriever: string } & Metrics> = [];
@@ -34,9 +33,7 @@ const retrieval = defineCommand({
       }
       if (args.json) printJson(rows.length === 1 ? rows[0] : rows);
       else process.stdout.write(`${metricsTable(rows)}\n`);
-    } finally {
-      kb.close();
-    }
+    });
   },
 });
 

@@ -5,7 +5,7 @@ import { readDocuments } from "../kb/readers.ts";
 import { DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE } from "../kb/schema.ts";
 import { log } from "../log.ts";
 import { loadPlugins, retrieverNames } from "../retrieval/host.ts";
-import { intFlag, kbArgs, keyValues, listFlag, openKb, printJson } from "./common.ts";
+import { intFlag, kbArgs, keyValues, listFlag, printJson, withKb } from "./common.ts";
 
 const inputArg = { input: { type: "string", description: "Documents: a JSONL file (seed or BEIR format), HotpotQA rows, or a folder of .md/.txt", required: true, valueHint: "PATH" } } as const;
 
@@ -55,16 +55,12 @@ const add = defineCommand({
   meta: { name: "add", description: "Add or update documents (unchanged ones are skipped by content hash)" },
   args: { ...inputArg, ...kbArgs },
   async run({ args }) {
-    await loadPlugins(args.plugins);
     const { docs } = readDocuments(args.input);
-    const kb = await Kb.open(args.kb, { write: true });
-    try {
+    await withKb(args, true, async (kb) => {
       const report = await kb.write(docs, []);
       log.success(`${args.kb}: ${report.added} added, ${report.updated} updated, ${report.unchanged} unchanged (${report.chunks} chunks indexed)`);
       if (args.json) printJson(report);
-    } finally {
-      kb.close();
-    }
+    });
   },
 });
 
@@ -72,14 +68,11 @@ const remove = defineCommand({
   meta: { name: "remove", description: "Remove documents by id" },
   args: { ...kbArgs, id: { type: "string", description: "Document id(s), comma-separated", required: true } },
   async run({ args }) {
-    const kb = await openKb(args, true);
-    try {
+    await withKb(args, true, async (kb) => {
       const report = await kb.write([], listFlag(args.id) ?? []);
       log.success(`${args.kb}: removed ${report.removed} documents`);
       if (args.json) printJson(report);
-    } finally {
-      kb.close();
-    }
+    });
   },
 });
 
@@ -95,8 +88,7 @@ const search = defineCommand({
     opt: { type: "string", description: "Retriever options, e.g. components=bm25,dense" },
   },
   async run({ args }) {
-    const kb = await openKb(args);
-    try {
+    await withKb(args, false, async (kb) => {
       const topK = intFlag("top-k", args["top-k"], 5);
       const hits = await kb.search(args.retriever, args.query, { topK, group: args.group as "chunk" | "doc", filter: keyValues("filter", args.filter), options: keyValues("opt", args.opt) });
       if (args.json) {
@@ -107,9 +99,7 @@ const search = defineCommand({
       for (const [i, h] of hits.entries()) {
         process.stdout.write(`${i + 1}. ${h.score.toFixed(4)}  ${h.title || "(untitled)"}  [${h.docId} #${h.chunkId}]\n    ${snippet(h.text)}\n`);
       }
-    } finally {
-      kb.close();
-    }
+    });
   },
 });
 
@@ -117,8 +107,7 @@ const stats = defineCommand({
   meta: { name: "stats", description: "Counts and settings of a knowledge base" },
   args: kbArgs,
   async run({ args }) {
-    const kb = await openKb(args);
-    try {
+    await withKb(args, false, async (kb) => {
       const meta = Object.fromEntries(kb.db.query<{ key: string; value: string }, []>("SELECT key, value FROM meta ORDER BY key").all().map((r) => [r.key, r.value]));
       const result = { kb: args.kb, documents: kb.count("documents"), chunks: kb.count("chunks"), indexed: kb.retrievers(), available: retrieverNames(), meta };
       if (args.json) printJson(result);
@@ -126,9 +115,7 @@ const stats = defineCommand({
         process.stdout.write(`documents  ${result.documents}\nchunks     ${result.chunks}\nindexed    ${result.indexed.join(", ")}\navailable  ${result.available.join(", ")}\n`);
         for (const [k, v] of Object.entries(meta)) process.stdout.write(`meta.${k}  ${v}\n`);
       }
-    } finally {
-      kb.close();
-    }
+    });
   },
 });
 
@@ -136,13 +123,10 @@ const exportCmd = defineCommand({
   meta: { name: "export", description: "Write every document, in insertion order, as documents JSONL on stdout (the format `kb build` reads)" },
   args: { kb: kbArgs.kb, plugins: kbArgs.plugins },
   async run({ args }) {
-    const kb = await openKb(args);
-    try {
+    await withKb(args, false, async (kb) => {
       const q = kb.db.query<{ id: string; title: string; content: string; source: string; metadata: string }, []>("SELECT id, title, content, source, metadata FROM documents ORDER BY rowid");
       for (const r of q.iterate()) process.stdout.write(`${JSON.stringify({ ...r, metadata: JSON.parse(r.metadata) })}\n`);
-    } finally {
-      kb.close();
-    }
+    });
   },
 });
 
@@ -150,8 +134,7 @@ const doctor = defineCommand({
   meta: { name: "doctor", description: "Check schema, counts and index consistency" },
   args: kbArgs,
   async run({ args }) {
-    const kb = await openKb(args);
-    try {
+    await withKb(args, false, async (kb) => {
       const problems: string[] = [];
       const integrity = kb.db.query<{ integrity_check: string }, []>("PRAGMA integrity_check").all().map((r) => r.integrity_check);
       if (integrity.join() !== "ok") problems.push(...integrity.map((m) => `sqlite: ${m}`));
@@ -171,9 +154,7 @@ const doctor = defineCommand({
       else if (result.ok) log.success(`${args.kb}: healthy (${result.documents} documents, ${result.chunks} chunks)`);
       else for (const p of problems) log.error(p);
       if (!result.ok) process.exitCode = 1;
-    } finally {
-      kb.close();
-    }
+    });
   },
 });
 
@@ -181,13 +162,10 @@ const reindex = defineCommand({
   meta: { name: "reindex", description: "Rebuild every retriever index from the stored chunks" },
   args: kbArgs,
   async run({ args }) {
-    const kb = await openKb(args, true);
-    try {
+    await withKb(args, true, async (kb) => {
       await kb.reindex();
       log.success(`${args.kb}: reindexed ${kb.retrievers().join(", ")}`);
-    } finally {
-      kb.close();
-    }
+    });
   },
 });
 
