@@ -548,7 +548,19 @@ typedef struct {
   int32_t id; /* -1 = empty */
 } BytesSlot;
 
+/* A direct-mapped cache of short pieces' encodings: most text repeats its words. */
+#define CACHE_BITS 16
+#define CACHE_BYTES 22
+#define CACHE_IDS 6
+typedef struct {
+  uint64_t hash;
+  uint8_t len, n_ids;
+  uint8_t bytes[CACHE_BYTES];
+  int32_t ids[CACHE_IDS];
+} CacheSlot;
+
 struct NrBpe {
+  CacheSlot *cache;
   uint8_t *bytes;
   int64_t *offsets;
   int32_t n_tokens;
@@ -593,6 +605,7 @@ static inline int32_t pair_find(const NrBpe *b, int32_t x, int32_t y) {
 
 void nr_bpe_free(NrBpe *b) {
   if (!b) return;
+  free(b->cache);
   free(b->bytes);
   free(b->offsets);
   free(b->tok);
@@ -619,7 +632,8 @@ NrBpe *nr_bpe_new(const uint8_t *token_bytes, const int64_t *offsets, int32_t n_
   b->pair_cap = pcap;
   b->pair_key = calloc(pcap, sizeof(uint64_t));
   b->pair_val = malloc(pcap * sizeof(int32_t));
-  if (!b->bytes || !b->offsets || !b->tok || !b->pair_key || !b->pair_val) { nr_bpe_free(b); return NULL; }
+  b->cache = calloc((size_t)1 << CACHE_BITS, sizeof(CacheSlot));
+  if (!b->cache || !b->bytes || !b->offsets || !b->tok || !b->pair_key || !b->pair_val) { nr_bpe_free(b); return NULL; }
   memcpy(b->bytes, token_bytes + offsets[0], (size_t)total);
   for (int32_t i = 0; i <= n_tokens; i++) b->offsets[i] = offsets[i] - offsets[0];
   for (uint64_t j = 0; j < cap; j++) b->tok[j].id = -1;
@@ -679,8 +693,29 @@ NrBpe *nr_bpe_new(const uint8_t *token_bytes, const int64_t *offsets, int32_t n_
 
 /* BPE over one piece; writes ids to out, returns how many. Short pieces: scan for the minimum;
  * long ones: a linked list with a lazy min-heap on (rank, position), O(n log n). */
-static int64_t encode_piece(const NrBpe *b, const uint8_t *p, int64_t n, int32_t *out) {
+static int64_t encode_piece_uncached(const NrBpe *b, const uint8_t *p, int64_t n, int32_t *out);
+
+static int64_t encode_piece(NrBpe *b, const uint8_t *p, int64_t n, int32_t *out) {
   if (n == 1) { out[0] = b->byte_id[p[0]]; return 1; }
+  if (n > CACHE_BYTES) return encode_piece_uncached(b, p, n, out);
+  uint64_t h = fnv(p, n);
+  CacheSlot *c = &b->cache[(h >> 7) & (((uint64_t)1 << CACHE_BITS) - 1)];
+  if (c->hash == h && c->len == n && memcmp(c->bytes, p, (size_t)n) == 0) {
+    memcpy(out, c->ids, (size_t)c->n_ids * sizeof(int32_t));
+    return c->n_ids;
+  }
+  int64_t m = encode_piece_uncached(b, p, n, out);
+  if (m <= CACHE_IDS) {
+    c->hash = h;
+    c->len = (uint8_t)n;
+    c->n_ids = (uint8_t)m;
+    memcpy(c->bytes, p, (size_t)n);
+    memcpy(c->ids, out, (size_t)m * sizeof(int32_t));
+  }
+  return m;
+}
+
+static int64_t encode_piece_uncached(const NrBpe *b, const uint8_t *p, int64_t n, int32_t *out) {
   if (n <= 64) {
     int32_t whole = tok_find(b, p, n);
     if (whole >= 0) { out[0] = whole; return 1; }
@@ -765,7 +800,7 @@ int64_t nr_bpe_encode(const NrBpe *b, const uint8_t *text, int64_t len, int32_t 
   int64_t k = 0;
   for (int64_t i = 0; i < len;) {
     int64_t e = next_piece(text, len, i, b->max_digits);
-    k += encode_piece(b, text + i, e - i, out + k);
+    k += encode_piece((NrBpe *)b, text + i, e - i, out + k);
     i = e;
   }
   return k;
