@@ -8,7 +8,7 @@
  * markdown; sorted), synthetic-world documents (English sentences, seeds 1, 2, ...), and a block of
  * CJK, accented and emoji text. `--input` replaces it with your own file.
  */
-import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { extname, join } from "node:path";
 import { generateWorld } from "../src/data/synthetic.ts";
@@ -89,6 +89,7 @@ async function main() {
     Bun.spawnSync(["./node_modules/.bin/bun", "src/cli/main.ts", "tokenizer", "train", "--input", trainFile, "--vocab-size", String(VOCAB), "--out", tokFile, "--json"], { env: { ...process.env, NO_COLOR: "1" } }),
   );
   if (train.exitCode !== 0) throw new Error(train.stderr.toString());
+  rmSync(trainFile);
   const stats = JSON.parse(train.stdout.toString());
   results.train = { mb: Number(mb(trainText).toFixed(1)), vocab: VOCAB, wallSeconds: Number(trainSecs.toFixed(1)), countSeconds: Number(stats.countSeconds.toFixed(1)), mergeSeconds: Number(stats.mergeSeconds.toFixed(1)), uniquePieces: stats.uniquePieces };
 
@@ -114,6 +115,7 @@ async function main() {
     return { ids, decodeMbps: size / sd };
   };
   const trained = ours(`nanorag, trained ${VOCAB}`, () => Tokenizer.load(tokFile));
+  rmSync(tokFile);
   const ourCl = ours("nanorag, cl100k imported", () => Tokenizer.fromTiktoken(ranks.join("\n"), { pattern: GPT4_PATTERN, special: [] }));
   const ref = new Tiktoken(cl100k);
   const [refIds, rs] = time(() => ref.encode(text));
