@@ -3,11 +3,15 @@ import { UserError } from "../errors.ts";
 import { Kb } from "../kb/kb.ts";
 import { readDocuments } from "../kb/readers.ts";
 import { DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE } from "../kb/schema.ts";
+import { requestEmbedder } from "../dense/index.ts";
 import { log } from "../log.ts";
 import { loadPlugins, retrieverNames } from "../retrieval/host.ts";
 import { intFlag, kbArgs, keyValues, listFlag, printJson, withKb } from "./common.ts";
 
 const inputArg = { input: { type: "string", description: "Documents: a JSONL file (seed or BEIR format), HotpotQA rows, or a folder of .md/.txt", required: true, valueHint: "PATH" } } as const;
+
+// dense: which embedder builds/extends/refits the vectors (e.g. "lsa", "lsa:dim=128", "http:url=http://host/v1,model=m").
+const embedderArg = { embedder: { type: "string", description: 'Dense embedder: lsa (default), lsa:dim=N, or http:url=URL,model=NAME[,api_key_env=VAR]', valueHint: "SPEC" } } as const;
 
 function snippet(text: string, n = 160): string {
   const flat = text.replace(/\s+/g, " ").trim();
@@ -24,9 +28,11 @@ const build = defineCommand({
     retrievers: { type: "string", description: "Comma-separated retrievers to index (default: all that keep an index)" },
     k1: { type: "string", description: "BM25 k1 (default 0.9)" },
     b: { type: "string", description: "BM25 b (default 0.4)" },
+    ...embedderArg,
   },
   async run({ args }) {
     await loadPlugins(args.plugins);
+    requestEmbedder(args.embedder ?? null);
     const { format, docs } = readDocuments(args.input);
     log.info(`${args.input}: ${docs.length} documents (${format})`);
     const settings: Record<string, string> = {};
@@ -53,8 +59,9 @@ const build = defineCommand({
 
 const add = defineCommand({
   meta: { name: "add", description: "Add or update documents (unchanged ones are skipped by content hash)" },
-  args: { ...inputArg, ...kbArgs },
+  args: { ...inputArg, ...kbArgs, ...embedderArg },
   async run({ args }) {
+    requestEmbedder(args.embedder ?? null);
     const { docs } = readDocuments(args.input);
     await withKb(args, true, async (kb) => {
       const report = await kb.write(docs, []);
@@ -85,9 +92,12 @@ const search = defineCommand({
     "top-k": { type: "string", alias: "k", description: "Number of results", default: "5" },
     group: { type: "enum", options: ["chunk", "doc"], description: "Rank chunks, or documents by their best chunk", default: "chunk" },
     filter: { type: "string", description: "Metadata filter, e.g. source=web,topic=AI" },
-    opt: { type: "string", description: "Retriever options, e.g. components=bm25,dense" },
+    opt: { type: "string", description: "Retriever options, e.g. components=bm25+dense,method=cc" },
+    ...embedderArg,
+    explain: { type: "boolean", description: "Show each fused component's rank and score (hybrid)" },
   },
   async run({ args }) {
+    requestEmbedder(args.embedder ?? null);
     await withKb(args, false, async (kb) => {
       const topK = intFlag("top-k", args["top-k"], 5);
       const hits = await kb.search(args.retriever, args.query, { topK, group: args.group as "chunk" | "doc", filter: keyValues("filter", args.filter), options: keyValues("opt", args.opt) });
@@ -98,6 +108,10 @@ const search = defineCommand({
       if (hits.length === 0) log.info("no results");
       for (const [i, h] of hits.entries()) {
         process.stdout.write(`${i + 1}. ${h.score.toFixed(4)}  ${h.title || "(untitled)"}  [${h.docId} #${h.chunkId}]\n    ${snippet(h.text)}\n`);
+        if (args.explain && h.explain) {
+          const parts = Object.entries(h.explain).map(([name, e]) => `${name} #${e.rank} (${Number(e.score.toPrecision(4))})`);
+          process.stdout.write(`    explain: ${parts.join(", ")}\n`);
+        }
       }
     });
   },
@@ -159,9 +173,10 @@ const doctor = defineCommand({
 });
 
 const reindex = defineCommand({
-  meta: { name: "reindex", description: "Rebuild every retriever index from the stored chunks" },
-  args: kbArgs,
+  meta: { name: "reindex", description: "Rebuild every retriever index from the stored chunks (refits the lsa embedder)" },
+  args: { ...kbArgs, ...embedderArg },
   async run({ args }) {
+    requestEmbedder(args.embedder ?? null);
     await withKb(args, true, async (kb) => {
       await kb.reindex();
       log.success(`${args.kb}: reindexed ${kb.retrievers().join(", ")}`);

@@ -60,6 +60,11 @@ export function parseSpec(text: string): EmbedderSpec {
   return { name: m[1]!.toLowerCase(), options };
 }
 
+export function formatSpec(spec: EmbedderSpec): string {
+  const opts = Object.entries(spec.options).map(([k, v]) => `${k}=${v}`);
+  return opts.length ? `${spec.name}:${opts.join(",")}` : spec.name;
+}
+
 export function formatIdentity(id: EmbedderIdentity): string {
   const keys = Object.entries(id.settings)
     .filter(([k]) => k !== "url" && k !== "api_key_env")
@@ -83,7 +88,7 @@ export function checkSpecMatches(spec: EmbedderSpec, stored: EmbedderIdentity, f
     throw new UserError(
       `embedder mismatch: ${kbPath} was built with ${formatIdentity(stored)}, but ${spec.name}${
         Object.keys(spec.options).length ? ` (${Object.entries(spec.options).map(([k, v]) => `${k}=${v}`).join(", ")})` : ""
-      } was requested (${problems.join("; ")}). Query it with the same embedder, or re-embed everything with \`nanorag kb reindex --kb ${kbPath} --embedder ${spec.name}\`.`,
+      } was requested (${problems.join("; ")}). Query it with the same embedder, or re-embed everything with \`nanorag kb reindex --kb ${kbPath} --embedder ${formatSpec(spec)}\`.`,
     );
   }
 }

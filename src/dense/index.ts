@@ -221,7 +221,8 @@ export async function search(ctx: PluginContext, query: string, opts: SearchOpti
   const hits: Hit[] = [];
   for (const n of nn) {
     const c = byId.get(n.id);
-    if (c) hits.push({ chunkId: c.id, docId: c.docId, score: n.score, title: c.title, text: c.text });
+    // A cosine at or below zero (up to rounding) is no evidence of relevance.
+    if (c && n.score > 1e-6) hits.push({ chunkId: c.id, docId: c.docId, score: n.score, title: c.title, text: c.text });
   }
   return rankHits(hits);
 }
