@@ -78,7 +78,7 @@ declare module "nanorag" {
   export const STOPWORDS: ReadonlySet<string>;
   /** Lowercased Unicode words (letters and digits of any script), NFKC-normalised. */
   export function tokenize(text: string): string[];
-  /** Porter stem, memoised: corpora repeat words far more often than they introduce new ones. */
+  /** Porter stem of one lowercase word. */
   export function stem(word: string): string;
   /**
    * The BM25 analyzer: lowercase `[a-z0-9]+` tokens, Lucene's English stop set, Porter stemming.

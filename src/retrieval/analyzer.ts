@@ -12,15 +12,16 @@ export function tokenize(text: string): string[] {
   return text.normalize("NFKC").toLowerCase().match(UNICODE_WORD) ?? [];
 }
 
+/** Word -> stem ("" for a stop word), memoised: corpora repeat words far more often than they introduce new ones. */
 const stemCache = new Map<string, string>();
 
-/** Porter stem, memoised: corpora repeat words far more often than they introduce new ones. */
+/** Porter stem of one lowercase word. */
 export function stem(word: string): string {
-  let s = stemCache.get(word);
-  if (s === undefined) {
-    s = stemmer(word);
-    if (stemCache.size < 1_000_000) stemCache.set(word, s);
-  }
+  return stemmer(word);
+}
+
+function cacheStem(word: string, s: string): string {
+  if (stemCache.size < 1_000_000) stemCache.set(word, s);
   return s;
 }
 
@@ -39,8 +40,11 @@ export function analyzeEnglish(text: string): string[] {
     if (word) {
       if (start < 0) start = i;
     } else if (start >= 0) {
+      // One cache lookup per token: stop words are cached as "".
       const w = lower.slice(start, i);
-      if (!STOPWORDS.has(w)) out.push(stem(w));
+      let s = stemCache.get(w);
+      if (s === undefined) s = cacheStem(w, STOPWORDS.has(w) ? "" : stemmer(w));
+      if (s) out.push(s);
       start = -1;
     }
   }
