@@ -76,6 +76,19 @@ describe("BPE", () => {
     }
   });
 
+  test("any byte sequence, valid UTF-8 or not, round-trips through encodeBytes/decodeBytes", () => {
+    const r = rng(3);
+    const ts = new Tokenizer(tok.tokens, SPECIAL_TOKENS, tok.pattern, { native: false });
+    for (let k = 0; k < 300; k++) {
+      const b = Uint8Array.from({ length: Math.floor(r() * 50) }, () => Math.floor(r() * 256));
+      expect([...tok.decodeBytes(tok.encodeBytes(b))]).toEqual([...b]);
+      expect([...ts.decodeBytes(ts.encodeBytes(b))]).toEqual([...b]);
+    }
+    const valid = new TextEncoder().encode(CORPUS);
+    expect(tok.encodeBytes(valid)).toEqual(tok.encode(CORPUS));
+    expect(tok.encodeBytes(Uint8Array.of(0xef, 0xbb, 0xbf, 0x41))).toEqual(tok.encode("\ufeffA"));
+  });
+
   test("lone surrogates (invalid UTF-16) become U+FFFD, like TextEncoder", () => {
     const s = "a\ud800b\udfffc\ud83d";
     expect(tok.decode(tok.encode(s))).toBe("a\ufffdb\ufffdc\ufffd");

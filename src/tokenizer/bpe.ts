@@ -189,6 +189,31 @@ export class Tokenizer {
     return out;
   }
 
+  /**
+   * Raw bytes to token ids, for data that need not be valid UTF-8: decodeBytes(encodeBytes(b))
+   * equals b for every byte sequence. Invalid bytes pre-split as single "other" characters.
+   * (Without the native encoder, invalid input falls back to one token per byte.)
+   */
+  encodeBytes(bytes: Uint8Array): number[] {
+    const out: number[] = [];
+    if (bytes.length === 0) return out;
+    if (this.native !== null) {
+      const ids = new Int32Array(bytes.length + 1);
+      const n = Number(bpeNative().nr_bpe_encode(this.native as never, ptr(bytes), bytes.length, ptr(ids), ids.length));
+      for (let i = 0; i < n; i++) out.push(ids[i]!);
+      return out;
+    }
+    let text: string;
+    try {
+      text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+    } catch {
+      for (const b of bytes) out.push(this.byteId[b]!);
+      return out;
+    }
+    this.encodeOrdinaryInto(text, out);
+    return out;
+  }
+
   private encodeOrdinaryInto(text: string, out: number[]): void {
     if (!text) return;
     if (this.native !== null) {
