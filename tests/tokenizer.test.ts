@@ -185,6 +185,18 @@ describe("BPE", () => {
     }
   });
 
+  test("native counting (1 or 2 threads) trains the same merges as the TypeScript count", () => {
+    const big = Array.from({ length: 40 }, (_, i) => `${CORPUS}\nline ${i} ${"word".repeat(i % 7)}\n`).join("").repeat(80);
+    expect(Buffer.byteLength(big)).toBeGreaterThan(1 << 20);
+    const ts = trainBpe([big], { vocabSize: 600, native: false }).tokenizer.toFile();
+    const one = trainBpe([big], { vocabSize: 600, threads: 1 }).tokenizer.toFile();
+    const two = trainBpe([big, "extra text 123"], { vocabSize: 600, threads: 2 });
+    const tsTwo = trainBpe([big, "extra text 123"], { vocabSize: 600, native: false });
+    expect(one).toEqual(ts);
+    expect(two.tokenizer.toFile()).toEqual(tsTwo.tokenizer.toFile());
+    expect(two.stats.uniquePieces).toBe(tsTwo.stats.uniquePieces);
+  });
+
   test("training is deterministic", () => {
     const a = trainBpe([CORPUS, CORPUS], { vocabSize: 400 }).tokenizer.toFile();
     const b = trainBpe([CORPUS, CORPUS], { vocabSize: 400 }).tokenizer.toFile();

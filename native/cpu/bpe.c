@@ -805,3 +805,181 @@ int64_t nr_bpe_encode(const NrBpe *b, const uint8_t *text, int64_t len, int32_t 
   }
   return k;
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * Counting pieces for training.
+ * ------------------------------------------------------------------------------------------- */
+#include <pthread.h>
+
+typedef struct {
+  uint64_t hash; /* 0 = empty */
+  int64_t off;   /* into the arena */
+  int64_t count;
+  int32_t len;
+} CountSlot;
+
+typedef struct {
+  CountSlot *slots;
+  uint64_t cap, size;
+  uint8_t *arena;
+  int64_t arena_len, arena_cap;
+  int failed;
+} CountMap;
+
+struct NrBpeCounter {
+  CountMap map;
+  int32_t max_digits;
+};
+
+static int cmap_init(CountMap *m) {
+  memset(m, 0, sizeof *m);
+  m->cap = 1 << 16;
+  m->slots = calloc(m->cap, sizeof(CountSlot));
+  m->arena_cap = 1 << 20;
+  m->arena = malloc((size_t)m->arena_cap);
+  return m->slots && m->arena ? 0 : -1;
+}
+
+static void cmap_free(CountMap *m) {
+  free(m->slots);
+  free(m->arena);
+}
+
+static int cmap_add(CountMap *m, const uint8_t *p, int64_t n, uint64_t h, int64_t count) {
+  if ((m->size + 1) * 2 > m->cap) {
+    uint64_t ncap = m->cap * 2;
+    CountSlot *ns = calloc(ncap, sizeof(CountSlot));
+    if (!ns) return -1;
+    for (uint64_t i = 0; i < m->cap; i++) {
+      if (!m->slots[i].hash) continue;
+      uint64_t j = m->slots[i].hash & (ncap - 1);
+      while (ns[j].hash) j = (j + 1) & (ncap - 1);
+      ns[j] = m->slots[i];
+    }
+    free(m->slots);
+    m->slots = ns;
+    m->cap = ncap;
+  }
+  uint64_t j = h & (m->cap - 1);
+  while (m->slots[j].hash) {
+    CountSlot *s = &m->slots[j];
+    if (s->hash == h && s->len == n && memcmp(m->arena + s->off, p, (size_t)n) == 0) {
+      s->count += count;
+      return 0;
+    }
+    j = (j + 1) & (m->cap - 1);
+  }
+  if (m->arena_len + n > m->arena_cap) {
+    int64_t ncap = m->arena_cap * 2;
+    while (ncap < m->arena_len + n) ncap *= 2;
+    uint8_t *na = realloc(m->arena, (size_t)ncap);
+    if (!na) return -1;
+    m->arena = na;
+    m->arena_cap = ncap;
+  }
+  memcpy(m->arena + m->arena_len, p, (size_t)n);
+  m->slots[j] = (CountSlot){h, m->arena_len, count, (int32_t)n};
+  m->arena_len += n;
+  m->size++;
+  return 0;
+}
+
+typedef struct {
+  CountMap *map;
+  const uint8_t *text;
+  int64_t len;
+  int32_t max_digits;
+} CountJob;
+
+static void *count_job(void *arg) {
+  CountJob *job = arg;
+  for (int64_t i = 0; i < job->len && !job->map->failed;) {
+    int64_t e = next_piece(job->text, job->len, i, job->max_digits);
+    if (cmap_add(job->map, job->text + i, e - i, fnv(job->text + i, e - i), 1)) job->map->failed = 1;
+    i = e;
+  }
+  return NULL;
+}
+
+NrBpeCounter *nr_bpe_counter_new(int32_t max_digits) {
+  init_classes();
+  NrBpeCounter *c = calloc(1, sizeof(NrBpeCounter));
+  if (!c) return NULL;
+  c->max_digits = max_digits > 0 ? max_digits : 3;
+  if (cmap_init(&c->map)) {
+    nr_bpe_counter_free(c);
+    return NULL;
+  }
+  return c;
+}
+
+void nr_bpe_counter_free(NrBpeCounter *c) {
+  if (!c) return;
+  cmap_free(&c->map);
+  free(c);
+}
+
+int64_t nr_bpe_counter_unique(const NrBpeCounter *c) { return (int64_t)c->map.size; }
+
+/* A point where no piece of the pattern can continue across: after '\n' and before a byte that is
+ * not ASCII whitespace. -1 when there is none near the middle. */
+static int64_t safe_cut(const uint8_t *t, int64_t len) {
+  for (int64_t i = len / 2; i + 1 < len; i++) {
+    uint8_t b = t[i + 1];
+    if (t[i] == '\n' && b != ' ' && !(b >= 0x09 && b <= 0x0d) && b < 0x80) return i + 1;
+  }
+  return -1;
+}
+
+int32_t nr_bpe_counter_add(NrBpeCounter *c, const uint8_t *text, int64_t len, int32_t n_threads) {
+  int64_t cut = n_threads >= 2 && len > (1 << 20) ? safe_cut(text, len) : -1;
+  if (cut < 0) {
+    CountJob job = {&c->map, text, len, c->max_digits};
+    count_job(&job);
+    return c->map.failed ? -1 : 0;
+  }
+  CountMap side;
+  if (cmap_init(&side)) return -1;
+  CountJob a = {&c->map, text, cut, c->max_digits}, b = {&side, text + cut, len - cut, c->max_digits};
+  pthread_t th;
+  int threaded = pthread_create(&th, NULL, count_job, &b) == 0;
+  count_job(&a);
+  if (threaded) pthread_join(th, NULL);
+  else count_job(&b);
+  int rc = c->map.failed || side.failed ? -1 : 0;
+  for (uint64_t i = 0; rc == 0 && i < side.cap; i++) {
+    CountSlot *s = &side.slots[i];
+    if (s->hash && cmap_add(&c->map, side.arena + s->off, s->len, s->hash, s->count)) rc = -1;
+  }
+  cmap_free(&side);
+  return rc;
+}
+
+int32_t nr_bpe_counter_train(NrBpeCounter *c, int32_t n_merges, int32_t *out_pairs) {
+  int64_t n = (int64_t)c->map.size;
+  int64_t *offsets = malloc((size_t)(n + 1) * sizeof(int64_t));
+  int64_t *counts = malloc((size_t)(n > 0 ? n : 1) * sizeof(int64_t));
+  uint8_t *data = malloc((size_t)(c->map.arena_len > 0 ? c->map.arena_len : 1));
+  int32_t rc = -1;
+  if (offsets && counts && data) {
+    /* The merges do not depend on the order of the pieces (counts are summed, ties go to the
+     * smaller pair), so the hash table's order is fine. */
+    int64_t k = 0, o = 0;
+    offsets[0] = 0;
+    {
+      for (uint64_t i = 0; i < c->map.cap; i++) {
+        CountSlot *s = &c->map.slots[i];
+        if (!s->hash) continue;
+        memcpy(data + o, c->map.arena + s->off, (size_t)s->len);
+        o += s->len;
+        offsets[k + 1] = o;
+        counts[k++] = s->count;
+      }
+      rc = nr_bpe_train(data, offsets, counts, k, n_merges, out_pairs);
+    }
+  }
+  free(offsets);
+  free(counts);
+  free(data);
+  return rc;
+}

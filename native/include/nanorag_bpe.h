@@ -33,4 +33,15 @@ int64_t nr_bpe_encode(const NrBpe *bpe, const uint8_t *text, int64_t len, int32_
  * returns the count. Exposed for tests. */
 int64_t nr_bpe_split(const NrBpe *bpe, const uint8_t *text, int64_t len, int64_t *ends);
 
+/* Pre-split and count pieces in native code for training (GPT-4 pattern family, as nr_bpe_new).
+ * nr_bpe_counter_add may be called many times; it splits the text at a safe point and counts each
+ * part on its own thread (n_threads 1 or 2). nr_bpe_counter_train learns merges from the counts,
+ * exactly as nr_bpe_train would from the same unique pieces. */
+typedef struct NrBpeCounter NrBpeCounter;
+NrBpeCounter *nr_bpe_counter_new(int32_t max_digits);
+int32_t nr_bpe_counter_add(NrBpeCounter *c, const uint8_t *text, int64_t len, int32_t n_threads);
+int64_t nr_bpe_counter_unique(const NrBpeCounter *c);
+int32_t nr_bpe_counter_train(NrBpeCounter *c, int32_t n_merges, int32_t *out_pairs);
+void nr_bpe_counter_free(NrBpeCounter *c);
+
 #endif

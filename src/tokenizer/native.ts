@@ -14,6 +14,11 @@ const symbols = {
   nr_bpe_free: { args: [FFIType.ptr], returns: FFIType.void },
   nr_bpe_encode: { args: [FFIType.ptr, FFIType.ptr, FFIType.i64, FFIType.ptr, FFIType.i64], returns: FFIType.i64 },
   nr_bpe_split: { args: [FFIType.ptr, FFIType.ptr, FFIType.i64, FFIType.ptr], returns: FFIType.i64 },
+  nr_bpe_counter_new: { args: [FFIType.i32], returns: FFIType.ptr },
+  nr_bpe_counter_add: { args: [FFIType.ptr, FFIType.ptr, FFIType.i64, FFIType.i32], returns: FFIType.i32 },
+  nr_bpe_counter_unique: { args: [FFIType.ptr], returns: FFIType.i64 },
+  nr_bpe_counter_train: { args: [FFIType.ptr, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+  nr_bpe_counter_free: { args: [FFIType.ptr], returns: FFIType.void },
 } as const;
 
 type Lib = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
