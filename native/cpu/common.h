@@ -1,0 +1,195 @@
+/* Internal declarations shared by the CPU files: the thread pool, the matmul, the model layout and
+ * the per-layer kernels (one layer kind per file, forward beside backward). */
+#ifndef NR_COMMON_H
+#define NR_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+#include "nanorag.h"
+
+/* 8-wide float vector (GCC vector extension): AVX2 with -march=x86-64-v3, SSE pairs otherwise.
+ * aligned(4) lets it load from any float address. */
+typedef float v8 __attribute__((vector_size(32), aligned(4)));
+typedef int32_t v8i __attribute__((vector_size(32), aligned(4)));
+
+static inline v8 v8_set1(float x) { return (v8){x, x, x, x, x, x, x, x}; }
+static inline float v8_sum(v8 a) {
+  return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+}
+static inline v8 v8_sel(v8i mask, v8 a, v8 b) { /* mask ? a : b */
+  v8i ai, bi, r;
+  __builtin_memcpy(&ai, &a, sizeof a);
+  __builtin_memcpy(&bi, &b, sizeof b);
+  r = (ai & mask) | (bi & ~mask);
+  v8 o;
+  __builtin_memcpy(&o, &r, sizeof o);
+  return o;
+}
+/* exp for x <= 88 (argument range of the scan and softmax); relative error ~2e-7. */
+static inline v8 v8_exp(v8 x) {
+  const v8 lo = v8_set1(-87.3f), hi = v8_set1(88.3f);
+  x = v8_sel(x < lo, lo, x);
+  x = v8_sel(x > hi, hi, x);
+  v8 t = x * v8_set1(1.44269504088896341f);
+  v8 fl = __builtin_convertvector(__builtin_convertvector(t + v8_set1(0.5f), v8i), v8);
+  fl = v8_sel(fl > t + v8_set1(0.5f), fl - v8_set1(1.0f), fl); /* floor(t + 0.5) */
+  v8 r = x - fl * v8_set1(0.693359375f) + fl * v8_set1(2.12194440e-4f);
+  v8 p = v8_set1(1.9875691500e-4f);
+  p = p * r + v8_set1(1.3981999507e-3f);
+  p = p * r + v8_set1(8.3334519073e-3f);
+  p = p * r + v8_set1(4.1665795894e-2f);
+  p = p * r + v8_set1(1.6666665459e-1f);
+  p = p * r + v8_set1(5.0000001201e-1f);
+  p = p * r * r + r + v8_set1(1.0f);
+  v8i e = (__builtin_convertvector(fl, v8i) + 127) << 23;
+  v8 s;
+  __builtin_memcpy(&s, &e, sizeof s);
+  return p * s;
+}
+static inline float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* error string */
+int nr_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- thread pool (pool.c) ---- */
+typedef void (*task_fn)(void *ctx, int task, int tid);
+void pool_run(task_fn fn, void *ctx, int ntasks);
+int pool_size(void);
+/* Per-thread growable scratch; slot 0..3. Contents are not preserved across calls. */
+float *pool_scratch(int tid, int slot, size_t nfloats);
+/* Parallel for over [0,n) in nchunks contiguous chunks: fn(ctx, begin, end, tid). */
+typedef void (*range_fn)(void *ctx, int begin, int end, int tid);
+void pool_for(range_fn fn, void *ctx, int n, int min_chunk);
+
+/* ---- matmul.c ---- */
+/* C[M,N] (acc ? += : =) op(A)[M,K] * op(B)[K,N]; ta: A stored K x M; tb: B stored N x K. */
+void sgemm_st(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+              float *C, int ldc, int acc, int tid);
+void sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+           float *C, int ldc, int acc);
+/* Linear layer helpers (y = x W^T, W: N x K). */
+void matmul_forward(float *out, int ldo, const float *inp, int ldi, const float *W, int M, int N, int K, int acc);
+void matmul_backward_dx(float *dinp, int lddi, const float *dout, int lddo, const float *W, int M, int N, int K, int acc);
+void matmul_backward_dw(float *dW, const float *dout, int lddo, const float *inp, int ldi, int M, int N, int K);
+
+/* ---- config / model layout ---- */
+typedef struct {
+  int V, L, C, H, Hkv, hd, N, K, E, R, di, mamba_mlp, seq_len, F;
+  float rope_base, softcap, eps;
+  char pattern[257];
+} Config;
+
+typedef struct {
+  char name[96];
+  int ndim, shape[4];
+  size_t off, n;
+  int group;
+} Tensor;
+
+typedef struct {
+  char kind; /* 'T' or 'M' */
+  int has_mlp;
+  /* offsets into the flat parameter buffer */
+  size_t wqkv, wo;                                           /* T: c_q|c_k|c_v stacked, c_proj */
+  size_t win, convw, convb, wx, wdt, dtb, alog, dskip, wout; /* M */
+  size_t wfc, wproj;                                         /* MLP */
+  /* activation pointers (set by acts_alloc) */
+  float *xn1, *rstd1, *qkvn, *qkr, *P, *att, *xn2, *rstd2, *fc, *act;
+  float *xz, *u, *xdbl, *delta, *y, *o;
+} Layer;
+
+typedef struct {
+  int B, T;
+  size_t cap; /* floats */
+  float *mem;
+  float *x, *x0n, *rstd0, *xf, *rstdf, *lossrow;
+  /* backward scratch */
+  float *dx, *dxn, *db1, *db2, *dd1, *dd2, *dd3, *dbc;
+  float *logits, *Abuf;
+  int train;
+} Acts;
+
+struct nr_model {
+  Config c;
+  int ntensors;
+  Tensor *tensors;
+  Layer *layers;
+  size_t nparams, wte, lm_head;
+  float *params, *grads, *m, *v;
+  int64_t opt_step;
+  float *rope_cos, *rope_sin; /* seq_len x hd/2 */
+  Acts a;
+};
+
+struct nr_state {
+  int B, max_len, pos, L;
+  float **kc, **vc;         /* per layer (T): B x max_len x Hkv x hd */
+  float **conv, **ssm;      /* per layer (M): B x (K-1) x di, B x di x N */
+  size_t bytes;
+};
+
+/* ---- layer kernels ---- */
+/* embedding.c */
+void embedding_forward(float *out, const int32_t *tok, const float *wte, int BT, int C);
+void embedding_backward(float *dwte, const float *dout, const int32_t *tok, int BT, int C, int V);
+/* rmsnorm.c (no weights): y = x * rstd */
+void rmsnorm_forward(float *y, float *rstd, const float *x, int rows, int C, float eps);
+/* dx (+)= rstd * (dy - y * mean(dy*y)) */
+void rmsnorm_backward(float *dx, const float *dy, const float *y, const float *rstd, int rows, int C, int acc);
+/* rope.c: rotate the first nh heads of each row (stride rs) at positions pos0 + (r % T) */
+void rope_forward_row(float *x, int nh, int hd, const float *cos, const float *sin);
+void rope_backward_row(float *dx, int nh, int hd, const float *cos, const float *sin);
+/* attention.c */
+typedef struct {
+  int B, Tq, Tk, pos0, H, Hkv, hd;
+  const float *q; long qs, qbs;        /* q row stride, batch stride */
+  const float *k, *v; long ks, kbs;    /* kv row stride, batch stride (head offsets: kvh*hd) */
+  float *out; long os, obs;
+  float *P;                            /* B x H x Tq x Tk saved probabilities, or NULL */
+} AttnArgs;
+void attention_forward(const AttnArgs *a);
+void attention_backward(const AttnArgs *a, const float *dout, float *dq, float *dk, float *dv);
+void attn_block_forward(nr_model *m, Layer *l, int B, int T, nr_state *s, int layer);
+void attn_block_backward(nr_model *m, Layer *l, int B, int T);
+/* mlp.c */
+void mlp_forward(nr_model *m, Layer *l, int BT);
+void mlp_backward(nr_model *m, Layer *l, int BT);
+/* conv1d.c: depthwise causal conv over the x half of xz (row stride xs) + SiLU */
+void conv1d_forward(float *u, const float *xz, int xs, const float *w, const float *b, const float *prev,
+                    int B, int T, int d, int K);
+void conv1d_backward(float *dxz, int dxs, float *dw, float *db, const float *du, const float *xz, int xs,
+                     const float *w, const float *b, int B, int T, int d, int K, float *dp);
+/* scan.c */
+typedef struct {
+  int B, T, d, N;
+  const float *u, *delta, *A, *Dskip; /* A: d x N (already -exp(A_log)) */
+  const float *Bm, *Cm; long bcs;     /* B_t and C_t rows, stride bcs */
+  float *y;                           /* B*T x d */
+  const float *h0;                    /* B x d x N initial state or NULL */
+  float *hlast;                       /* B x d x N final state or NULL */
+} ScanArgs;
+void scan_forward(const ScanArgs *s);
+void scan_backward(const ScanArgs *s, const float *dy, float *du, float *ddelta, float *dA, float *dD,
+                   float *dB, float *dC, long dbcs, float *partial);
+void mamba_block_forward(nr_model *m, Layer *l, int B, int T, nr_state *s, int layer);
+void mamba_block_backward(nr_model *m, Layer *l, int B, int T);
+/* classifier.c: lm_head + soft cap + weighted CE; backward fused when dxf != NULL */
+void classifier(nr_model *m, const float *xf, const int32_t *targets, const float *weights, int BT,
+                float grad_scale, float *dxf, double *out, float *token_logprobs, float *logits_out);
+/* adamw.c / muon.c */
+void adamw_update(float *p, const float *g, float *mm, float *vv, size_t n, float lr, float b1, float b2,
+                  float eps, float wd, float bc1, float bc2, float gscale);
+void muon_update(float *p, const float *g, float *buf, int rows, int cols, float lr, float mom, float wd,
+                 int ns_steps, float gscale);
+
+/* model.c */
+int acts_ensure(nr_model *m, int B, int T, int train);
+#define CLS_CHUNK 256
+void model_forward(nr_model *m, const int32_t *tok, int B, int T, nr_state *s);
+void model_backward(nr_model *m, const int32_t *tok, int B, int T);
+
+static inline float *PW(nr_model *m, size_t off) { return m->params + off; }
+static inline float *GW(nr_model *m, size_t off) { return m->grads + off; }
+
+#endif

@@ -1,0 +1,92 @@
+/* Mamba's causal depthwise conv1d (weight d x 1 x K, bias d) followed by SiLU:
+ * p_t[c] = b[c] + sum_k w[c,k] x_{t-K+1+k}[c], u = silu(p). x comes from the first half of xz rows.
+ * prev (B x (K-1) x d, may be NULL) holds the inputs before t = 0 (inference state), oldest first. */
+#include <string.h>
+#include "common.h"
+
+typedef struct {
+  float *u, *dxz, *dw, *db, *dp;
+  const float *xz, *w, *b, *prev, *du;
+  int xs, dxs, B, T, d, K;
+} ConvCtx;
+
+static inline float xin(const ConvCtx *c, int b, int s, int ch) {
+  if (s >= 0) return c->xz[((size_t)b * c->T + s) * c->xs + ch];
+  if (!c->prev) return 0.0f;
+  return c->prev[((size_t)b * (c->K - 1) + (c->K - 1 + s)) * c->d + ch];
+}
+
+/* p for one row into out[d] */
+static void conv_row(const ConvCtx *c, int row, float *out) {
+  int b = row / c->T, t = row % c->T, d = c->d, K = c->K;
+  for (int ch = 0; ch < d; ch++) out[ch] = c->b[ch];
+  for (int k = 0; k < K; k++) {
+    int s = t - K + 1 + k;
+    if (s >= 0) {
+      const float *x = c->xz + ((size_t)b * c->T + s) * c->xs;
+      for (int ch = 0; ch < d; ch++) out[ch] += c->w[ch * K + k] * x[ch];
+    } else if (c->prev) {
+      for (int ch = 0; ch < d; ch++) out[ch] += c->w[ch * K + k] * xin(c, b, s, ch);
+    }
+  }
+}
+
+static void fwd(void *cx, int r0, int r1, int tid) {
+  ConvCtx *c = cx;
+  for (int r = r0; r < r1; r++) {
+    float *u = c->u + (size_t)r * c->d;
+    conv_row(c, r, u);
+    for (int ch = 0; ch < c->d; ch++) u[ch] = u[ch] * sigmoidf_(u[ch]);
+  }
+}
+
+void conv1d_forward(float *u, const float *xz, int xs, const float *w, const float *b, const float *prev, int B, int T,
+                    int d, int K) {
+  ConvCtx c = {.u = u, .xz = xz, .w = w, .b = b, .prev = prev, .xs = xs, .B = B, .T = T, .d = d, .K = K};
+  pool_for(fwd, &c, B * T, 32);
+}
+
+static void bwd_dp(void *cx, int r0, int r1, int tid) {
+  ConvCtx *c = cx;
+  for (int r = r0; r < r1; r++) {
+    float *dp = c->dp + (size_t)r * c->d;
+    const float *du = c->du + (size_t)r * c->d;
+    conv_row(c, r, dp);
+    for (int ch = 0; ch < c->d; ch++) {
+      float p = dp[ch], sg = sigmoidf_(p);
+      dp[ch] = du[ch] * sg * (1.0f + p * (1.0f - sg));
+    }
+  }
+}
+
+/* channel-range tasks: each owns dw, db and dx for its channels */
+static void bwd_ch(void *cx, int c0, int c1, int tid) {
+  ConvCtx *c = cx;
+  int K = c->K, T = c->T, d = c->d;
+  for (int b = 0; b < c->B; b++)
+    for (int t = 0; t < T; t++) {
+      size_t row = (size_t)b * T + t;
+      const float *dp = c->dp + row * d;
+      float *dx = c->dxz + row * c->dxs;
+      for (int ch = c0; ch < c1; ch++) {
+        c->db[ch] += dp[ch];
+        float acc = 0.0f;
+        for (int k = 0; k < K; k++) {
+          int s = t - K + 1 + k;
+          if (s >= 0) c->dw[ch * K + k] += dp[ch] * c->xz[((size_t)b * T + s) * c->xs + ch];
+          int tt = t + K - 1 - k; /* dx_t gets w[k] * dp_{t+K-1-k} */
+          if (tt < T) acc += c->w[ch * K + k] * c->dp[((size_t)b * T + tt) * d + ch];
+        }
+        dx[ch] = acc;
+      }
+    }
+}
+
+void conv1d_backward(float *dxz, int dxs, float *dw, float *db, const float *du, const float *xz, int xs,
+                             const float *w, const float *b, int B, int T, int d, int K, float *dp) {
+  ConvCtx c = {.dxz = dxz, .dw = dw, .db = db, .dp = dp, .xz = xz, .w = w, .b = b, .du = du,
+               .xs = xs, .dxs = dxs, .B = B, .T = T, .d = d, .K = K};
+  pool_for(bwd_dp, &c, B * T, 32);
+  /* each channel's sums run over (b, t) in order, whatever the chunking */
+  pool_for(bwd_ch, &c, d, 32);
+}

@@ -1,0 +1,48 @@
+/* MLP (nanochat): rmsnorm -> c_fc -> relu^2 -> c_proj, residual add. Backward of relu^2 is 2 relu(a) dy. */
+#include "common.h"
+
+typedef struct {
+  float *fc, *act;
+  size_t n;
+} ActCtx;
+
+static void relu2_fwd(void *c, int b, int e, int tid) {
+  ActCtx *x = c;
+  for (size_t i = (size_t)b * 1024; i < (size_t)e * 1024 && i < x->n; i++) {
+    float r = x->fc[i] > 0 ? x->fc[i] : 0.0f;
+    x->act[i] = r * r;
+  }
+}
+
+static void relu2_bwd(void *c, int b, int e, int tid) {
+  ActCtx *x = c; /* act holds d(act) on entry, d(fc) on exit */
+  for (size_t i = (size_t)b * 1024; i < (size_t)e * 1024 && i < x->n; i++) {
+    float r = x->fc[i] > 0 ? x->fc[i] : 0.0f;
+    x->act[i] = 2.0f * r * x->act[i];
+  }
+}
+
+void mlp_forward(nr_model *m, Layer *l, int BT) {
+  Config *c = &m->c;
+  Acts *a = &m->a;
+  int C = c->C, F = c->F;
+  rmsnorm_forward(l->xn2, l->rstd2, a->x, BT, C, c->eps);
+  matmul_forward(l->fc, F, l->xn2, C, PW(m, l->wfc), BT, F, C, 0);
+  ActCtx x = {l->fc, l->act, (size_t)BT * F};
+  pool_for(relu2_fwd, &x, (int)((x.n + 1023) / 1024), 8);
+  matmul_forward(a->x, C, l->act, F, PW(m, l->wproj), BT, C, F, 1);
+}
+
+void mlp_backward(nr_model *m, Layer *l, int BT) {
+  Config *c = &m->c;
+  Acts *a = &m->a;
+  int C = c->C, F = c->F;
+  matmul_backward_dw(GW(m, l->wproj), a->dx, C, l->act, F, BT, C, F);
+  float *dact = a->db1;
+  matmul_backward_dx(dact, F, a->dx, C, PW(m, l->wproj), BT, C, F, 0);
+  ActCtx x = {l->fc, dact, (size_t)BT * F};
+  pool_for(relu2_bwd, &x, (int)((x.n + 1023) / 1024), 8);
+  matmul_backward_dw(GW(m, l->wfc), dact, F, l->xn2, C, BT, F, C);
+  matmul_backward_dx(a->dxn, C, dact, F, PW(m, l->wfc), BT, F, C, 0);
+  rmsnorm_backward(a->dx, a->dxn, l->xn2, l->rstd2, BT, C, 1);
+}

@@ -1,0 +1,57 @@
+/* Unit checks of the C kernels that the FFI tests do not reach directly: sgemm in all transpose
+ * modes and edge sizes against a naive triple loop, and the vector exp. Build and run: make test */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "../cpu/common.h"
+
+static float frand(void) { return (float)rand() / RAND_MAX * 2 - 1; }
+
+int main(void) {
+  int fails = 0;
+  int sizes[][3] = {{1, 1, 1}, {7, 13, 5}, {6, 16, 256}, {37, 50, 300}, {128, 128, 128}, {100, 1030, 70}, {513, 33, 17}};
+  for (int th = 1; th <= 2; th++) {
+    nr_set_threads(th);
+    for (unsigned si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+      for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+          for (int acc = 0; acc < 2; acc++) {
+            int M = sizes[si][0], N = sizes[si][1], K = sizes[si][2];
+            int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
+            float *A = malloc(sizeof(float) * (ta ? K : M) * lda), *B = malloc(sizeof(float) * (tb ? N : K) * ldb);
+            float *C = malloc(sizeof(float) * M * ldc), *R = malloc(sizeof(float) * M * ldc);
+            for (int i = 0; i < (ta ? K : M) * lda; i++) A[i] = frand();
+            for (int i = 0; i < (tb ? N : K) * ldb; i++) B[i] = frand();
+            for (int i = 0; i < M * ldc; i++) C[i] = R[i] = frand();
+            for (int i = 0; i < M; i++)
+              for (int j = 0; j < N; j++) {
+                double s = acc ? R[i * ldc + j] : 0;
+                for (int k = 0; k < K; k++)
+                  s += (double)(ta ? A[k * lda + i] : A[i * lda + k]) * (tb ? B[j * ldb + k] : B[k * ldb + j]);
+                R[i * ldc + j] = (float)s;
+              }
+            sgemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc);
+            double worst = 0;
+            for (int i = 0; i < M; i++)
+              for (int j = 0; j < N; j++) {
+                double e = fabs(C[i * ldc + j] - R[i * ldc + j]) / (1 + fabs(R[i * ldc + j]));
+                if (e > worst) worst = e;
+              }
+            if (worst > 1e-4 * sqrt(K)) {
+              printf("FAIL sgemm th=%d M=%d N=%d K=%d ta=%d tb=%d acc=%d err=%g\n", th, M, N, K, ta, tb, acc, worst);
+              fails++;
+            }
+            free(A); free(B); free(C); free(R);
+          }
+  }
+  double worst = 0;
+  for (float x = -87.0f; x < 88.0f; x += 0.0137f) {
+    v8 v = v8_exp(v8_set1(x));
+    double e = fabs(v[0] - exp(x)) / exp(x);
+    if (e > worst) worst = e;
+  }
+  printf("v8_exp max rel err %.3g\n", worst);
+  if (worst > 1e-6) fails++;
+  printf(fails ? "FAILED %d\n" : "kernel tests ok\n", fails);
+  return fails != 0;
+}

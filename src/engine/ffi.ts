@@ -1,0 +1,89 @@
+/**
+ * bun:ffi bindings to native/build/libnanorag.so. The `with { type: "file" }` import makes
+ * `bun build --compile` embed the library; dlopen reads the embedded path directly.
+ */
+import { dlopen, FFIType } from "bun:ffi";
+import libPath from "../../native/build/libnanorag.so" with { type: "file" };
+import { UserError } from "../errors.ts";
+
+const { ptr, i32, u32, i64, f32, cstring, void: v } = {
+  ptr: FFIType.ptr,
+  i32: FFIType.i32,
+  u32: FFIType.u32,
+  i64: FFIType.i64,
+  f32: FFIType.f32,
+  cstring: FFIType.cstring,
+  void: FFIType.void,
+};
+
+const symbols = {
+  nr_version: { args: [], returns: cstring },
+  nr_last_error: { args: [], returns: cstring },
+  nr_set_threads: { args: [i32], returns: i32 },
+  nr_get_threads: { args: [], returns: i32 },
+  nr_model_new: { args: [ptr, i32, ptr, i32, ptr, u32], returns: ptr },
+  nr_model_free: { args: [ptr], returns: v },
+  nr_model_num_params: { args: [ptr], returns: i64 },
+  nr_model_params: { args: [ptr], returns: ptr },
+  nr_model_grads: { args: [ptr], returns: ptr },
+  nr_model_opt_m: { args: [ptr], returns: ptr },
+  nr_model_opt_v: { args: [ptr], returns: ptr },
+  nr_model_opt_step: { args: [ptr], returns: i64 },
+  nr_model_set_opt_step: { args: [ptr, i64], returns: v },
+  nr_model_num_tensors: { args: [ptr], returns: i32 },
+  nr_model_tensor_name: { args: [ptr, i32], returns: cstring },
+  nr_model_tensor_ndim: { args: [ptr, i32], returns: i32 },
+  nr_model_tensor_dim: { args: [ptr, i32, i32], returns: i32 },
+  nr_model_tensor_offset: { args: [ptr, i32], returns: i64 },
+  nr_model_tensor_numel: { args: [ptr, i32], returns: i64 },
+  nr_model_tensor_group: { args: [ptr, i32], returns: i32 },
+  nr_step: { args: [ptr, ptr, ptr, ptr, i32, i32, f32, ptr], returns: i32 },
+  nr_eval: { args: [ptr, ptr, ptr, ptr, i32, i32, ptr, ptr], returns: i32 },
+  nr_logits: { args: [ptr, ptr, i32, i32, ptr], returns: i32 },
+  nr_embed: { args: [ptr, ptr, ptr, i32, i32, ptr], returns: i32 },
+  nr_zero_grad: { args: [ptr], returns: v },
+  nr_optim_step: { args: [ptr, ptr, i32, ptr], returns: i32 },
+  nr_state_new: { args: [ptr, i32, i32], returns: ptr },
+  nr_state_free: { args: [ptr], returns: v },
+  nr_state_reset: { args: [ptr], returns: v },
+  nr_state_pos: { args: [ptr], returns: i32 },
+  nr_state_bytes: { args: [ptr], returns: i64 },
+  nr_state_forward: { args: [ptr, ptr, ptr, i32, ptr, i32], returns: i32 },
+  nr_sample: { args: [ptr, i32, i32, f32, i32, f32, ptr, ptr], returns: i32 },
+} as const;
+
+export const ABI_VERSION = "0.2.0";
+
+let lib: ReturnType<typeof dlopen<typeof symbols>>["symbols"] | null = null;
+
+/** The loaded library (loaded once; never closed, see toolchain.md on dlclose). */
+export function native() {
+  if (lib) return lib;
+  try {
+    lib = dlopen(libPath, symbols).symbols;
+  } catch (e) {
+    throw new UserError(
+      `cannot load the native engine (${libPath}): ${(e as Error).message}. Build it with \`make -C native\`.`,
+    );
+  }
+  const ver = String(lib.nr_version());
+  if (ver !== ABI_VERSION) {
+    throw new UserError(`native engine version ${ver} does not match the bindings (${ABI_VERSION}); rebuild with \`make -C native\``);
+  }
+  return lib;
+}
+
+/** The engine's last error message. */
+export function lastError(): string {
+  return String(native().nr_last_error());
+}
+
+/** Set the engine's thread count (>= 1); returns the count in use. */
+export function setThreads(n: number): number {
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`threads must be a positive integer, got ${n}`);
+  return native().nr_set_threads(n);
+}
+
+export function getThreads(): number {
+  return native().nr_get_threads();
+}
