@@ -13,6 +13,9 @@ export const main = defineCommand({
     eval: () => import("./eval.ts").then((m) => m.default),
     tokenizer: () => import("./tokenizer.ts").then((m) => m.default),
     prepare: () => import("./prepare.ts").then((m) => m.default),
+    train: () => import("./train.ts").then((m) => m.default),
+    pretrain: () => import("./pretrain.ts").then((m) => m.default),
+    pipeline: () => import("./pipeline.ts").then((m) => m.default),
   },
 });
 

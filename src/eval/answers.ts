@@ -1,0 +1,84 @@
+/**
+ * The answer-quality table: the model answers questions closed-book (no documents), with single-shot
+ * retrieval (RAG), and with recursive retrieval (REFRAG: the model may write follow-up queries);
+ * exact match and F1, citation accuracy, abstention accuracy and false-abstention rate, retrieval
+ * recall and hops used, per question type.
+ */
+import type { Model } from "../engine/index.ts";
+import type { QuestionRow } from "../data/schema.ts";
+import { type AnswerRecord, type QualitySummary, summarizeByType } from "../rag/metrics.ts";
+import type { Conversation, RagDoc, TemplateTokenizer } from "../rag/template.ts";
+import { citedIds, generate } from "../train/generate.ts";
+
+export type AnswerMode = "closed" | "rag" | "refrag";
+
+export interface AnswerOptions {
+  mode: AnswerMode;
+  retrieve?: (q: string, k: number) => Promise<RagDoc[]>;
+  topK: number;
+  maxHops: number;
+  topKPerHop: number;
+  maxNewTokens: number;
+  maxLen: number;
+  readTwice: boolean;
+}
+
+export async function answerQuestions(model: Model, tok: TemplateTokenizer, qs: QuestionRow[], o: AnswerOptions): Promise<AnswerRecord[]> {
+  const out: AnswerRecord[] = [];
+  for (const q of qs) {
+    const messages: Conversation["messages"] = [{ role: "user", content: q.question }];
+    if (o.mode !== "closed" && o.retrieve) messages.push({ role: "docs", docs: await o.retrieve(q.question, o.topK) });
+    const g = await generate(model, tok, { messages }, {
+      maxNewTokens: o.maxNewTokens,
+      temperature: 0,
+      search: o.mode === "refrag" && o.retrieve ? (query) => o.retrieve!(query, o.topKPerHop + 2) : undefined,
+      maxHops: o.mode === "refrag" ? o.maxHops : 0,
+      topKPerHop: o.topKPerHop,
+      maxLen: o.maxLen,
+      readTwice: o.readTwice,
+    });
+    const c = citedIds(g.answer, g.docs);
+    out.push({
+      id: q.id,
+      type: q.type,
+      question: q.question,
+      gold: q.answer,
+      answerable: q.answerable,
+      relevant_docs: q.relevant_docs,
+      prediction: g.answer,
+      citedIds: c.ids,
+      invalidCitations: c.invalid,
+      contextIds: g.docs.map((d) => d.id),
+      hops: g.hops,
+    });
+  }
+  return out;
+}
+
+export interface QualityTable {
+  modes: Partial<Record<AnswerMode, Record<string, QualitySummary>>>;
+}
+
+const f = (v: number | null | undefined, pct = false) => (v === null || v === undefined || Number.isNaN(v) ? "-" : pct ? v.toFixed(3) : v.toFixed(2));
+
+/** A Markdown table: one row per (mode, question type). */
+export function formatQuality(t: QualityTable): string {
+  const lines = ["| mode | type | n | EM | F1 | citation | abstention | false abst. | recall | hops |", "|---|---|---|---|---|---|---|---|---|---|"];
+  for (const [mode, byType] of Object.entries(t.modes)) {
+    for (const [type, s] of Object.entries(byType!)) {
+      lines.push(`| ${mode} | ${type} | ${s.n} | ${f(s.em, true)} | ${f(s.f1, true)} | ${f(s.citation, true)} | ${f(s.abstention, true)} | ${f(s.falseAbstention, true)} | ${f(s.recall, true)} | ${f(s.hops)} |`);
+    }
+  }
+  return lines.join("\n");
+}
+
+export async function qualityTable(model: Model, tok: TemplateTokenizer, qs: QuestionRow[], modes: AnswerMode[], o: Omit<AnswerOptions, "mode">): Promise<{ table: QualityTable; records: Record<string, AnswerRecord[]> }> {
+  const table: QualityTable = { modes: {} };
+  const records: Record<string, AnswerRecord[]> = {};
+  for (const mode of modes) {
+    const rs = await answerQuestions(model, tok, qs, { ...o, mode });
+    records[mode] = rs;
+    table.modes[mode] = summarizeByType(rs);
+  }
+  return { table, records };
+}

@@ -1,0 +1,208 @@
+/**
+ * Training data for the CPU recipe (docs/training.md, ../shared/reference/learning_to_read.md):
+ *
+ * - Pretraining: documents as plain text (the test entities' documents left out), every token trained.
+ * - RAG SFT with dense supervision: one set of documents is followed by several question-answer turns
+ *   about it (all questions about one entity share its document), so the documents are paid for once
+ *   per several answers. A curriculum starts on gold-only contexts (short) and then moves to retrieved
+ *   documents with distractors, and some contexts lose their gold document to teach abstention.
+ * - Multi-hop trajectories (REFRAG SFT) from the template/data issue's MultiHopTask.
+ *
+ * Every example is a pure function of (seed, position, phase), so resuming replays the same data.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { UserError } from "../errors.ts";
+import type { Kb } from "../kb/kb.ts";
+import { prng, shuffle } from "../data/random.ts";
+import { type DocumentRow, type QuestionRow, readDocuments, readQuestions } from "../data/schema.ts";
+import { answerWithCitations, MultiHopTask, RetrievalCache, type SearchFn } from "../rag/tasks.ts";
+import { BudgetError, type Conversation, type Message, type RagDoc, render, type TemplateTokenizer } from "../rag/template.ts";
+import type { Example } from "./batch.ts";
+
+export interface Dataset {
+  dir: string;
+  documents: DocumentRow[];
+  docs: Map<string, RagDoc>;
+  train: QuestionRow[];
+  val: QuestionRow[];
+  test: QuestionRow[];
+}
+
+export function loadDataset(dir: string): Dataset {
+  const dp = join(dir, "documents.jsonl");
+  if (!existsSync(dp)) throw new UserError(`${dir}: no documents.jsonl (make one with \`nanorag prepare\`)`);
+  const documents = readDocuments(dp);
+  const ids = new Set(documents.map((d) => d.id));
+  const q = (name: string) => (existsSync(join(dir, name)) ? readQuestions(join(dir, name), ids) : []);
+  const train = q("train.jsonl");
+  if (train.length === 0) throw new UserError(`${dir}: no training questions (train.jsonl)`);
+  return { dir, documents, docs: new Map(documents.map((d) => [d.id, { id: d.id, title: d.title, text: d.content }])), train, val: q("val.jsonl"), test: q("test.jsonl") };
+}
+
+/** Documents whose text may be used for pretraining and tokenizer training: not the test split's. */
+export function trainingDocuments(docs: DocumentRow[]): DocumentRow[] {
+  return docs.filter((d) => d.metadata?.split !== "test");
+}
+
+/** A retriever over a KB, reduced to documents, with a cache keyed by (retriever, topK, query). */
+export function kbSearch(kb: Kb, retriever: string, cache = new RetrievalCache()): { search: SearchFn; docs: (q: string, k: number) => Promise<RagDoc[]>; cache: RetrievalCache } {
+  const search: SearchFn = (query, topK) => kb.search(retriever, query, { topK, group: "doc" });
+  return { search, cache, docs: (q, k) => cache.search(retriever, search, q, k) };
+}
+
+/** Plain-text LM examples: `<|bos|>title\ncontent`, every token but the first trained. */
+export class TextSource {
+  private readonly encoded: number[][];
+  constructor(
+    tok: TemplateTokenizer,
+    texts: string[],
+    readonly seed: number,
+  ) {
+    const bos = tok.specialId("<|bos|>");
+    this.encoded = texts.map((t) => [bos, ...tok.encode(t)]);
+    if (this.encoded.length === 0) throw new UserError("no text to train on");
+  }
+  private perms = new Map<number, number[]>();
+  get(position: number): Example {
+    const n = this.encoded.length;
+    const epoch = Math.floor(position / n);
+    let p = this.perms.get(epoch);
+    if (!p) {
+      p = shuffle(Array.from({ length: n }, (_, i) => i), prng(this.seed, epoch, 0x7e47));
+      this.perms.clear();
+      this.perms.set(epoch, p);
+    }
+    const ids = this.encoded[p[position % n]!]!;
+    const weights = new Float32Array(ids.length).fill(1);
+    weights[0] = 0;
+    return { ids, weights };
+  }
+}
+
+export interface RagSourceOptions {
+  seqLen: number;
+  qaPerContext: number;
+  topK: number;
+  distractors: number;
+  abstainRate: number;
+  readTwice: boolean;
+  multiHopRate: number;
+  seed: number;
+}
+
+export type Phase = "gold" | "full";
+
+/** Dense-supervision RAG conversations over a question set, grouped by gold document. */
+export class RagSource {
+  readonly groups: { doc: string; qs: QuestionRow[] }[] = [];
+  readonly bridges: QuestionRow[];
+  private readonly multiHop: MultiHopTask | null;
+  private readonly pool: RagDoc[];
+  private perms = new Map<number, number[]>();
+  constructor(
+    readonly tok: TemplateTokenizer,
+    questions: QuestionRow[],
+    readonly docs: Map<string, RagDoc>,
+    readonly retrieve: ((q: string, k: number) => Promise<RagDoc[]>) | null,
+    search: SearchFn | null,
+    cache: RetrievalCache | null,
+    readonly o: RagSourceOptions,
+    retrieverName = "bm25",
+  ) {
+    const by = new Map<string, QuestionRow[]>();
+    for (const q of questions) {
+      if (q.relevant_docs.length !== 1 || q.type === "bridge") continue;
+      const d = q.relevant_docs[0]!;
+      if (!by.has(d)) by.set(d, []);
+      by.get(d)!.push(q);
+    }
+    for (const [doc, qs] of [...by].sort((a, b) => (a[0] < b[0] ? -1 : 1))) this.groups.push({ doc, qs });
+    this.bridges = questions.filter((q) => q.hops && q.hops.length > 0);
+    this.multiHop = search && this.bridges.length ? new MultiHopTask(this.bridges, search, { retriever: retrieverName, topK: o.topK, cache: cache ?? undefined, docs, seed: o.seed, system: null }) : null;
+    this.pool = [...docs.values()];
+    if (this.groups.length === 0 && !this.multiHop) throw new UserError("no questions to build RAG training examples from");
+  }
+
+  private perm(epoch: number, n: number, salt: number): number[] {
+    const key = epoch * 7 + salt;
+    let p = this.perms.get(key);
+    if (!p) {
+      if (this.perms.size > 8) this.perms.clear();
+      p = shuffle(Array.from({ length: n }, (_, i) => i), prng(this.o.seed, epoch, salt));
+      this.perms.set(key, p);
+    }
+    return p;
+  }
+
+  /** The conversation at `position` in `phase` (null when it cannot fit the row). */
+  async conversation(position: number, phase: Phase): Promise<Conversation | null> {
+    const rand = prng(this.o.seed, position, phase === "gold" ? 1 : 2);
+    if (this.multiHop && phase === "full" && (this.groups.length === 0 || rand() < this.o.multiHopRate)) {
+      const n = this.bridges.length;
+      const i = this.perm(Math.floor(position / n), n, 3)[position % n]!;
+      return this.multiHop.get(i, Math.floor(position / n));
+    }
+    const G = this.groups.length;
+    const g = this.groups[this.perm(Math.floor(position / G), G, 1)[position % G]!]!;
+    const qs = shuffle([...g.qs], rand).slice(0, this.o.qaPerContext);
+    const gold = this.docs.get(g.doc);
+    if (!gold) return null;
+    let ctx: RagDoc[];
+    if (phase === "gold" || !this.retrieve) ctx = [gold];
+    else {
+      ctx = (await this.retrieve(qs[0]!.question, this.o.topK)).slice(0, this.o.topK);
+      const abstain = rand() < this.o.abstainRate;
+      ctx = ctx.filter((d) => d.id !== g.doc);
+      if (!abstain) {
+        if (ctx.length >= this.o.topK) ctx.pop();
+        ctx.splice(Math.floor(rand() * (ctx.length + 1)), 0, gold);
+      }
+      for (let k = 0, tries = 0; k < this.o.distractors && tries < 20; tries++) {
+        const d = this.pool[Math.floor(rand() * this.pool.length)]!;
+        if (d.id === g.doc || ctx.some((x) => x.id === d.id)) continue;
+        ctx.splice(Math.floor(rand() * (ctx.length + 1)), 0, d);
+        k++;
+      }
+    }
+    return qaConversation(qs, ctx);
+  }
+
+  async example(position: number, phase: Phase): Promise<Example | null> {
+    const conv = await this.conversation(position, phase);
+    if (!conv) return null;
+    try {
+      return render(this.tok, conv, { maxTokens: this.o.seqLen + 1, readTwice: this.o.readTwice });
+    } catch (e) {
+      if (e instanceof BudgetError) return null;
+      throw e;
+    }
+  }
+}
+
+/** user q1, docs, assistant a1, user q2, assistant a2, ... (no system prompt: it would cost tokens in every row). */
+export function qaConversation(qs: QuestionRow[], docs: RagDoc[]): Conversation {
+  const messages: Message[] = [];
+  qs.forEach((q, i) => {
+    messages.push({ role: "user", content: q.question });
+    if (i === 0) messages.push({ role: "docs", docs });
+    messages.push({ role: "assistant", content: answerWithCitations(q, docs) });
+  });
+  return { messages };
+}
+
+/** Text of documents for LM training / tokenizer training. */
+export function docText(d: DocumentRow): string {
+  return d.title ? `${d.title}\n${d.content}` : d.content;
+}
+
+export function readTextCorpus(path: string): string[] {
+  const raw = readFileSync(path, "utf8");
+  if (path.endsWith(".jsonl")) {
+    return raw.split("\n").filter((l) => l.trim()).map((l) => {
+      const r = JSON.parse(l) as { title?: string; content?: string; text?: string };
+      return r.content !== undefined ? (r.title ? `${r.title}\n${r.content}` : r.content) : (r.text ?? "");
+    });
+  }
+  return raw.split(/\n\s*\n/).filter((p) => p.trim());
+}

@@ -1,0 +1,174 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { generateWorld } from "../src/data/synthetic.ts";
+import { setThreads } from "../src/engine/index.ts";
+import { render } from "../src/rag/template.ts";
+import { Tokenizer } from "../src/tokenizer/bpe.ts";
+import { trainBpe } from "../src/tokenizer/train.ts";
+import { assemble, nextMicroBatch } from "../src/train/batch.ts";
+import { buildConfig, checkPartial, configOverrides, DEFAULTS, loadNamed, NAMED } from "../src/train/config.ts";
+import { docText, RagSource, trainingDocuments } from "../src/train/data.ts";
+import { docsBlockIds } from "../src/train/generate.ts";
+import { resetInterrupt } from "../src/train/loop.ts";
+import { lrMultiplier } from "../src/train/schedule.ts";
+import { newModel, policyBatches, pretrainStage, type Rollout } from "../src/train/stages.ts";
+import { runPretrain } from "../src/train/run.ts";
+import { tempDir } from "./helpers.ts";
+
+const world = generateWorld({ entities: 60, seed: 3 });
+const docs = new Map(world.documents.map((d) => [d.id, { id: d.id, title: d.title, text: d.content }]));
+let tok: Tokenizer;
+let dir: string;
+
+beforeAll(() => {
+  setThreads(1);
+  tok = trainBpe(trainingDocuments(world.documents).map(docText), { vocabSize: 400 }).tokenizer;
+  dir = tempDir("nanorag-train-");
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const tiny = () => buildConfig(NAMED.cpu_tiny!, { seed: 1, threads: 1 });
+
+describe("config", () => {
+  test("named configs are valid; the d20 ones match the seed's architecture", async () => {
+    for (const name of Object.keys(NAMED)) expect(() => buildConfig(NAMED[name]!, {})).not.toThrow();
+    const h = buildConfig(await loadNamed("rag_hybrid_d20"), {});
+    expect(h.blockPattern).toBe("T".repeat(8) + "M".repeat(12));
+    expect(h.nEmbd).toBe(1280);
+    expect([h.seqLen, h.topK, h.lrEmbed, h.lrHead, h.lrMatrix, h.initLrFrac, h.deviceBatch]).toEqual([4096, 5, 0.2, 0.004, 0.02, 0.02, 4]);
+    const m = buildConfig(await loadNamed("rag_mamba_d20"), {});
+    expect(m.blockPattern).toBe("M".repeat(20));
+    expect([m.seqLen, m.topK]).toEqual([8192, 10]);
+    const r = buildConfig(await loadNamed("refrag_hybrid_d20"), {});
+    expect([r.seqLen, r.maxHops, r.topKPerHop, r.useRewards, r.lrEmbed, r.lrMatrix, r.initLrFrac, r.steps]).toEqual([6144, 3, 3, true, 0.1, 0.01, 0.01, 500]);
+  });
+  test("every key is a flag; unknown keys and bad values are errors", () => {
+    const o = configOverrides({ "lr-matrix": "0.05", "block-pattern": "MT", "use-rewards": true, "read-twice": "false" });
+    expect(o).toEqual({ lrMatrix: 0.05, blockPattern: "MT", useRewards: true, readTwice: false });
+    expect(() => checkPartial({ nope: 1 }, "x")).toThrow(/unknown config key "nope"/);
+    expect(() => checkPartial({ steps: "3" }, "x")).toThrow(/must be a number/);
+    expect(() => configOverrides({ steps: "many" })).toThrow(/--steps must be a number/);
+    expect(() => buildConfig({}, { blockPattern: "TX" })).toThrow(/blockPattern/);
+    expect(() => buildConfig({}, { abstainRate: 2 })).toThrow(/abstainRate/);
+    expect(Object.keys(DEFAULTS).length).toBeGreaterThan(40);
+  });
+});
+
+describe("schedule", () => {
+  test("warmup, constant, warmdown", () => {
+    const o = { steps: 100, warmupSteps: 10, warmdownFrac: 0.2, finalFrac: 0 };
+    expect(lrMultiplier(0, o)).toBeCloseTo(0.1);
+    expect(lrMultiplier(9, o)).toBeCloseTo(1);
+    expect(lrMultiplier(50, o)).toBe(1);
+    expect(lrMultiplier(79, o)).toBe(1);
+    expect(lrMultiplier(80, o)).toBeCloseTo(1 - 1 / 20);
+    expect(lrMultiplier(99, o)).toBeCloseTo(0);
+  });
+});
+
+describe("batching", () => {
+  test("targets shift by one; weight-0 targets are ignored; padding never trains", () => {
+    const b = assemble([[{ ids: [1, 2, 3, 4], weights: [0, 0, 1, 1] }], []], 2, 4, 0);
+    expect([...b.tokens]).toEqual([1, 2, 3, 4, 0, 0, 0, 0]);
+    expect([...b.targets]).toEqual([-1, 3, 4, -1, -1, -1, -1, -1]);
+    expect([...b.weights]).toEqual([0, 1, 1, 0, 0, 0, 0, 0]);
+    expect(b.weightSum).toBe(2);
+  });
+  test("packing is deterministic and the cursor says where the next batch starts", async () => {
+    const ex = (p: number) => ({ ids: Array.from({ length: 3 + (p % 4) }, (_, i) => 10 + p + i), weights: Array.from({ length: 3 + (p % 4) }, () => 1) });
+    const src = async (p: number) => ex(p);
+    const a = await nextMicroBatch(src, 0, 2, 8, 0, true);
+    const b = await nextMicroBatch(src, a.cursor, 2, 8, 0, true);
+    const whole = await nextMicroBatch(src, 0, 4, 8, 0, true);
+    expect([...a.batch.tokens, ...b.batch.tokens]).toEqual([...whole.batch.tokens]);
+    expect(b.cursor).toBe(whole.cursor);
+  });
+  test("documents and questions never receive weight; answers do", async () => {
+    const src = new RagSource(tok, world.questions.train, docs, async () => [...docs.values()].slice(0, 3), null, null, { seqLen: 256, qaPerContext: 3, topK: 3, distractors: 1, abstainRate: 0, readTwice: true, multiHopRate: 0, seed: 0 });
+    const DS = tok.specialId("<|docs_start|>"), DE = tok.specialId("<|docs_end|>"), US = tok.specialId("<|user_start|>"), UE = tok.specialId("<|user_end|>");
+    const AS = tok.specialId("<|assistant_start|>"), AE = tok.specialId("<|assistant_end|>");
+    let checked = 0;
+    for (const phase of ["gold", "full"] as const) {
+      const { batch } = await nextMicroBatch((p) => src.example(p, phase), 0, 4, 256, tok.specialId("<|bos|>"), true);
+      for (let r = 0; r < batch.B; r++) {
+        let zone: "none" | "docs" | "user" | "assistant" = "none";
+        for (let j = 0; j < batch.T; j++) {
+          const t = batch.tokens[r * batch.T + j]!;
+          if (t === DS) zone = "docs";
+          else if (t === DE || t === UE || t === AE) zone = "none";
+          else if (t === US) zone = "user";
+          else if (t === AS) zone = "assistant";
+          // target j is the token at j+1: trained iff it is produced by the assistant
+          const w = batch.weights[r * batch.T + j]!;
+          if (zone === "docs" || zone === "user") expect(w).toBe(0);
+          if (zone === "assistant" && j + 1 < batch.T && batch.targets[r * batch.T + j]! >= 0) {
+            expect(w).toBe(1);
+            checked++;
+          }
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(20);
+  });
+  test("a runtime documents block renders exactly as the template's", () => {
+    const d = [...docs.values()].slice(0, 2);
+    const r = render(tok, { messages: [{ role: "user", content: "q" }, { role: "docs", docs: d }] }, { readTwice: false });
+    const block = docsBlockIds(tok, d, 1);
+    const start = r.ids.indexOf(tok.specialId("<|docs_start|>"));
+    expect(r.ids.slice(start, start + block.length)).toEqual(block);
+  });
+});
+
+describe("policy-gradient batches", () => {
+  test("weights are group-normalised advantages on sampled tokens only", () => {
+    const cfg = { ...tiny(), groupSize: 2, deviceBatch: 2, seqLen: 16, klCoef: 0 };
+    const model = newModel(cfg, tok.vocabSize);
+    const mk = (total: number): Rollout => ({
+      question: world.questions.train[0]!,
+      ids: [1, 2, 3, 4, 5, 6],
+      weights: Float32Array.from([0, 0, 0, 1, 1, 0]), // prompt 0-2, sampled 3-4, injected 5
+      parts: { answer: 0, cite: 0, retrieval: 0, hops: 0, total },
+      answer: "",
+    });
+    const { micro, sampled } = policyBatches(model, null, [mk(1), mk(0)], cfg, 0);
+    expect(sampled).toBe(4);
+    const w = micro[0]!.weights;
+    // row 0: targets at j=2,3 (tokens 4, 5) carry +1; row 1 carries -1; everything else 0
+    expect([...w.slice(0, 16)].map((x) => Math.round(x * 1e4) / 1e4)).toEqual([0, 0, 1, 1, ...new Array(12).fill(0)]);
+    expect([...w.slice(16, 32)].map((x) => Math.round(x * 1e4) / 1e4)).toEqual([0, 0, -1, -1, ...new Array(12).fill(0)]);
+    model.free();
+  });
+});
+
+describe("training loop", () => {
+  const texts = trainingDocuments(world.documents).map(docText);
+  test("loss falls", async () => {
+    const cfg = { ...tiny(), steps: 30, evalEvery: 100, saveEvery: 100, warmupSteps: 3 };
+    const model = newModel(cfg, tok.vocabSize);
+    const r = await pretrainStage({ cfg, tok, outDir: join(dir, "fall"), quiet: true }, model, texts, [], cfg.steps);
+    const first = r.losses.slice(0, 3).reduce((a, b) => a + b) / 3;
+    const last = r.losses.slice(-3).reduce((a, b) => a + b) / 3;
+    expect(last).toBeLessThan(first - 1);
+    model.free();
+  });
+  test("resume continues exactly: same losses as an uninterrupted run", async () => {
+    const cfg = { ...tiny(), steps: 8, evalEvery: 4, saveEvery: 100 };
+    const full = await runPretrain({ cfg, outDir: join(dir, "full"), texts: texts.slice(5), valTexts: texts.slice(0, 5), tokenizer: undefined, vocabSize: 400, quiet: true });
+    const tokPath = full.tokenizerPath;
+    full.model.free();
+    const a = await runPretrain({ cfg, outDir: join(dir, "part"), texts: texts.slice(5), valTexts: texts.slice(0, 5), tokenizer: tokPath, quiet: true, stopAfter: 3 });
+    expect(a.result.interrupted).toBe(true);
+    a.model.free();
+    resetInterrupt();
+    const b = await runPretrain({ cfg, outDir: join(dir, "part"), texts: texts.slice(5), valTexts: texts.slice(0, 5), tokenizer: tokPath, quiet: true, resume: true });
+    expect(b.result.step).toBe(8);
+    b.model.free();
+    expect([...a.result.losses, ...b.result.losses]).toEqual(full.result.losses);
+    const rows = (p: string) => readFileSync(join(dir, p, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(rows("part").map((r) => [r.step, r.loss, r.val_loss])).toEqual(rows("full").map((r) => [r.step, r.loss, r.val_loss]));
+    for (const c of ["latest", "final", "best"]) expect(existsSync(join(dir, "full", "checkpoints", c, "config.json"))).toBe(true);
+    expect(readFileSync(join(dir, "full", "metrics.html"), "utf8")).toContain("<svg");
+    expect(Tokenizer.load(tokPath).vocabSize).toBe(400);
+  });
+});
