@@ -1,5 +1,37 @@
-import { definePlugin, rankHits } from "nanorag";
+import { definePlugin, rankHits, type PluginContext } from "nanorag";
 import Fuse from "fuse.js";
+
+interface Row {
+  chunk_id: number;
+  doc_id: string;
+  title: string;
+  source: string;
+  text: string;
+}
+
+/** The fuse.js index of a KB, rebuilt only when the KB has been written since (meta.updated_at). */
+const indexes = new WeakMap<object, { stamp: string; fuse: Fuse<Row> }>();
+
+function fuseFor(ctx: PluginContext): Fuse<Row> {
+  const stamp = ctx.getMeta("updated_at") ?? "";
+  const cached = indexes.get(ctx.db);
+  if (cached?.stamp === stamp) return cached.fuse;
+  const rows = ctx.db
+    .query<Row, []>("SELECT c.id AS chunk_id, d.id AS doc_id, d.title, d.source, c.text FROM documents d JOIN chunks c ON c.doc_id = d.id AND c.ordinal = 0 ORDER BY c.id")
+    .all();
+  const fuse = new Fuse(rows, {
+    keys: [
+      { name: "title", weight: 0.7 },
+      { name: "doc_id", weight: 0.2 },
+      { name: "source", weight: 0.1 },
+    ],
+    includeScore: true,
+    ignoreLocation: true,
+    threshold: 0.5,
+  });
+  indexes.set(ctx.db, { stamp, fuse });
+  return fuse;
+}
 
 /**
  * Typo-tolerant search over titles, ids and sources with fuse.js. It keeps no index: the short
@@ -10,23 +42,9 @@ export default definePlugin({
   description: "typo-tolerant fuse.js search over titles and short fields",
   search(ctx, query, opts) {
     const allowed = ctx.filterChunkIds(opts.filter);
-    const rows = ctx.db
-      .query<{ chunk_id: number; doc_id: string; title: string; source: string; text: string }, []>(
-        "SELECT c.id AS chunk_id, d.id AS doc_id, d.title, d.source, c.text FROM documents d JOIN chunks c ON c.doc_id = d.id AND c.ordinal = 0 ORDER BY c.id",
-      )
-      .all()
-      .filter((r) => !allowed || allowed.has(r.chunk_id));
-    const fuse = new Fuse(rows, {
-      keys: [
-        { name: "title", weight: 0.7 },
-        { name: "doc_id", weight: 0.2 },
-        { name: "source", weight: 0.1 },
-      ],
-      includeScore: true,
-      ignoreLocation: true,
-      threshold: 0.5,
-    });
-    const hits = fuse.search(query, { limit: opts.topK }).map((r) => ({
+    const fuse = fuseFor(ctx);
+    const found = fuse.search(query).filter((r) => !allowed || allowed.has(r.item.chunk_id)).slice(0, opts.topK);
+    const hits = found.map((r) => ({
       chunkId: r.item.chunk_id,
       docId: r.item.doc_id,
       // fuse.js scores 0 for a perfect match; turn it into "higher is better" in (0, 1].
