@@ -43,7 +43,8 @@ export default definePlugin({
   search(ctx, query, opts) {
     const allowed = ctx.filterChunkIds(opts.filter);
     const fuse = fuseFor(ctx);
-    const found = fuse.search(query).filter((r) => !allowed || allowed.has(r.item.chunk_id)).slice(0, opts.topK);
+    // Without a filter, fuse.js can stop at topK; with one, filter first and cut after.
+    const found = allowed ? fuse.search(query).filter((r) => allowed.has(r.item.chunk_id)).slice(0, opts.topK) : fuse.search(query, { limit: opts.topK });
     const hits = found.map((r) => ({
       chunkId: r.item.chunk_id,
       docId: r.item.doc_id,
