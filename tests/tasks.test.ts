@@ -177,7 +177,7 @@ describe("renderTask", () => {
     }
     expect(stats.trainedTokens).toBeGreaterThan(0);
     const tight = { rendered: 0, overBudget: 0, tokens: 0, trainedTokens: 0, droppedDocs: 0 };
-    for await (const _ of renderTask(task, tok, { maxTokens: 40, stats: tight }));
+    for await (const _ of renderTask(task, tok, { maxTokens: 20, stats: tight }));
     expect(tight.overBudget).toBe(30);
   });
 });
