@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { BudgetError, type Conversation, parse, parseCitations, render, resolveCitations } from "../src/rag/template.ts";
+import { BudgetError, type Conversation, docsBlockIds, parse, parseCitations, render, resolveCitations } from "../src/rag/template.ts";
 import { trainBpe } from "../src/tokenizer/train.ts";
 
 const TEXT = "Lisbon is the capital of Portugal. Acme Corp was founded by Ada Lovelace in 1843. Who founded Acme? Where is Lisbon?";
@@ -80,6 +80,20 @@ describe("render", () => {
     );
     const back = parse(tok, r.ids, r.docs);
     expect(back).toEqual(conv);
+  });
+
+  test("docsBlockIds is the block render writes (for runtime injection after <|query_end|>)", () => {
+    const conv: Conversation = {
+      messages: [
+        { role: "user", content: "Q?" },
+        { role: "docs", docs: [docs[0]!] },
+        { role: "assistant", content: [{ type: "query", text: "more" }, { type: "docs", docs: [docs[1]!, docs[2]!] }, { type: "text", text: "A [2]." }] },
+      ],
+    };
+    const r = render(tok, conv, { readTwice: false });
+    const block = docsBlockIds(tok, [docs[1]!, docs[2]!], 2);
+    const at = r.ids.indexOf(tok.specialId("<|query_end|>")) + 1;
+    expect(r.ids.slice(at, at + block.length)).toEqual(block);
   });
 
   test("float weights carry a reward or advantage (negative too)", () => {

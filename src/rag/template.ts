@@ -348,6 +348,17 @@ export function parse(tok: TemplateTokenizer, ids: ArrayLike<number>, docIds?: M
   return { messages };
 }
 
+/**
+ * The token ids of a documents block numbered from `firstN`, exactly as `render` writes one: what
+ * the runtime appends after the model's <|query_end|> during multi-hop generation.
+ */
+export function docsBlockIds(tok: TemplateTokenizer, docs: RagDoc[], firstN: number): number[] {
+  const ids = [tok.specialId("<|docs_start|>")];
+  docs.forEach((d, i) => ids.push(...tok.encode(`${i === 0 ? "" : "\n\n"}[${firstN + i}] ${d.title}\n`), ...tok.encode(d.text)));
+  ids.push(tok.specialId("<|docs_end|>"));
+  return ids;
+}
+
 /** Maps the citations in an answer to document ids through a rendering's numbering; unknown numbers are returned separately. */
 export function resolveCitations(text: string, docs: RenderedDoc[]): { docIds: string[]; invalid: number[] } {
   const byN = new Map(docs.map((d) => [d.n, d.id]));
