@@ -88,7 +88,7 @@ function gradCheck(pattern: string, extra: Record<string, unknown> = {}) {
   m.step(tok, tgt, B, T, { weights: w, gradScale: 1 });
   const g = m.grads.slice();
   const P = m.params;
-  const report: { name: string; rel: number }[] = [];
+  const report: { name: string; rel: number; abs: number; mag: number }[] = [];
   for (const t of m.tensors()) {
     const gs = g.subarray(t.offset, t.offset + t.numel);
     let gn = 0;
@@ -107,21 +107,23 @@ function gradCheck(pattern: string, extra: Record<string, unknown> = {}) {
       dn += dir[i] * dir[i];
     }
     dn = Math.sqrt(dn);
-    const eps = 3e-3;
     const orig = P.slice(t.offset, t.offset + t.numel);
-    const shift = (s: number) => {
-      for (let i = 0; i < t.numel; i++) P[t.offset + i] = orig[i] + (s * eps * dir[i]) / dn;
+    const dd = (eps: number) => {
+      const at = (sgn: number) => {
+        for (let i = 0; i < t.numel; i++) P[t.offset + i] = orig[i] + (sgn * eps * dir[i]) / dn;
+        return loss();
+      };
+      const d = (at(1) - at(-1)) / (2 * eps);
+      P.set(orig, t.offset);
+      return d;
     };
-    shift(1);
-    const lp = loss();
-    shift(-1);
-    const lm = loss();
-    P.set(orig, t.offset);
-    const fd = (lp - lm) / (2 * eps);
     let an = 0;
     for (let i = 0; i < t.numel; i++) an += (gs[i] * dir[i]) / dn;
-    const rel = Math.abs(fd - an) / Math.max(Math.abs(fd), Math.abs(an), 1e-3);
-    report.push({ name: t.name, rel });
+    // Richardson extrapolation of central differences at h and 2h (cancels the h^2 term); smaller
+    // steps where the slope is steep (curvature), larger where it is flat (float32 noise)
+    const h = 1e-2 / Math.max(1, Math.abs(an));
+    const fd = (4 * dd(h) - dd(2 * h)) / 3;
+    report.push({ name: t.name, rel: Math.abs(fd - an) / Math.max(Math.abs(fd), Math.abs(an), 1e-12), abs: Math.abs(fd - an), mag: Math.abs(an) });
     // largest entries
     const idx = [...gs.keys()].sort((a, b) => Math.abs(gs[b]) - Math.abs(gs[a])).slice(0, 2);
     for (const i of idx) {
@@ -134,10 +136,9 @@ function gradCheck(pattern: string, extra: Record<string, unknown> = {}) {
         P[t.offset + i] = orig[i];
         return (a - b) / (2 * e);
       };
-      const e = 1e-2 * Math.max(1, Math.abs(orig[i]));
+      const e = (1e-2 * Math.max(1, Math.abs(orig[i]))) / Math.max(1, Math.abs(gs[i]));
       const fdi = (4 * cd(e / 2) - cd(e)) / 3;
-      const reli = Math.abs(fdi - gs[i]) / Math.max(Math.abs(fdi), Math.abs(gs[i]), 1e-2);
-      report.push({ name: `${t.name}[${i}]`, rel: reli });
+      report.push({ name: `${t.name}[${i}]`, rel: Math.abs(fdi - gs[i]) / Math.max(Math.abs(fdi), Math.abs(gs[i]), 1e-12), abs: Math.abs(fdi - gs[i]), mag: Math.abs(gs[i]) });
     }
   }
   m.free();
@@ -153,11 +154,17 @@ describe("gradients vs finite differences", () => {
   ] as [string, Record<string, unknown>][]) {
     test(`pattern ${pat}: every parameter tensor`, () => {
       const rep = gradCheck(pat, extra);
-      const worst = rep.reduce((a, b) => (b.rel > a.rel ? b : a));
-      console.log(`grad check ${pat}: ${rep.length} checks over ${new Set(rep.map((x) => x.name.replace(/\[.*/, ""))).size} tensors, worst relative error ${worst.rel.toExponential(2)} (${worst.name})`);
+      // float32 forward: the loss carries ~1e-6 absolute noise, so a difference quotient is good to
+      // about ATOL absolute; above that floor the relative error must stay under RTOL.
+      const RTOL = 2e-2, ATOL = 5e-4;
+      const above = rep.filter((x) => x.mag > 50 * ATOL);
+      const worst = above.reduce((a, b) => (b.rel > a.rel ? b : a));
+      const worstAbs = rep.reduce((a, b) => (b.abs > a.abs ? b : a));
+      console.log(`grad check ${pat}: ${rep.length} checks over ${new Set(rep.map((x) => x.name.replace(/\[.*/, ""))).size} tensors; worst relative error ${worst.rel.toExponential(2)} (${worst.name}, over ${above.length} checks with |g| > ${50 * ATOL}); worst absolute ${worstAbs.abs.toExponential(2)} (${worstAbs.name})`);
       for (const x of rep) {
-        if (x.rel > 2e-2) console.log("  ", x.name, x.rel);
-        expect(x.rel).toBeLessThan(2e-2);
+        const ok = x.rel < RTOL || x.abs < ATOL;
+        if (!ok) console.log("  ", x.name, x.rel, x.abs, x.mag);
+        expect(ok).toBe(true);
       }
     }, 60_000);
   }

@@ -13,14 +13,23 @@ typedef struct {
   float cap, gscale;
 } RowCtx;
 
+/* vectorised: cap, max, exp, sum, then (p - onehot) * g * (1 - tanh^2) */
 static void rows_task(void *c, int i0, int i1, int tid) {
   RowCtx *x = c;
-  int V = x->V;
+  int V = x->V, V8 = V & ~7;
+  float cap = x->cap;
   for (int i = i0; i < i1; i++) {
     int r = x->r0 + i;
     float *l = x->L + (size_t)i * V;
-    if (x->cap > 0)
-      for (int j = 0; j < V; j++) l[j] = x->cap * tanhf(l[j] / x->cap);
+    if (cap > 0) {
+      v8 ic = v8_set1(2.0f / cap), vc = v8_set1(cap), one = v8_set1(1.0f), two = v8_set1(2.0f);
+      int j = 0;
+      for (; j < V8; j += 8) {
+        v8 e = v8_exp(*(v8 *)(l + j) * ic);
+        *(v8 *)(l + j) = vc * (one - two / (e + one));
+      }
+      for (; j < V; j++) l[j] = cap * tanhf(l[j] / cap);
+    }
     if (x->only_logits) continue;
     int t = x->tgt[r];
     float w = x->w ? x->w[r] : 1.0f;
@@ -32,22 +41,39 @@ static void rows_task(void *c, int i0, int i1, int tid) {
     }
     float mx = -INFINITY;
     for (int j = 0; j < V; j++) mx = l[j] > mx ? l[j] : mx;
+    float lt = l[t];
+    float *e = pool_scratch(tid, 1, V);
+    v8 vm = v8_set1(mx), acc = v8_set1(0.0f);
     double sum = 0;
-    for (int j = 0; j < V; j++) sum += exp((double)l[j] - mx);
+    int j = 0;
+    for (; j < V8; j += 8) {
+      v8 ev = v8_exp(*(v8 *)(l + j) - vm);
+      *(v8 *)(e + j) = ev;
+      acc += ev;
+      if ((j & 1023) == 1016) { sum += v8_sum(acc); acc = v8_set1(0.0f); }
+    }
+    sum += v8_sum(acc);
+    for (; j < V; j++) { e[j] = expf(l[j] - mx); sum += e[j]; }
     double lse = mx + log(sum);
-    float ce = (float)(lse - l[t]);
+    float ce = (float)(lse - lt);
     x->lossrow[r] = ce;
     if (x->tlp) x->tlp[r] = -ce;
     if (x->grad) {
-      float g = w * x->gscale;
-      for (int j = 0; j < V; j++) {
-        float p = (float)exp((double)l[j] - lse);
-        float d = g * (p - (j == t ? 1.0f : 0.0f));
-        if (x->cap > 0) {
-          float th = l[j] / x->cap;
-          d *= 1.0f - th * th;
+      float g = w * x->gscale, gi = (float)(g / sum);
+      v8 vg = v8_set1(gi);
+      if (cap > 0) {
+        v8 icap = v8_set1(1.0f / cap), one = v8_set1(1.0f);
+        for (j = 0; j < V8; j += 8) {
+          v8 th = *(v8 *)(l + j) * icap;
+          *(v8 *)(l + j) = vg * *(v8 *)(e + j) * (one - th * th);
         }
-        l[j] = d;
+        for (; j < V; j++) { float th = l[j] / cap; l[j] = gi * e[j] * (1.0f - th * th); }
+        float th = lt / cap;
+        l[t] -= g * (1.0f - th * th);
+      } else {
+        for (j = 0; j < V8; j += 8) *(v8 *)(l + j) = vg * *(v8 *)(e + j);
+        for (; j < V; j++) l[j] = gi * e[j];
+        l[t] -= g;
       }
     }
   }

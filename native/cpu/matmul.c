@@ -2,20 +2,70 @@
  * with GCC vector extensions (AVX2+FMA under -march=x86-64-v3), threaded by splitting C into row or
  * column slabs. Every C element is summed in the same k order whatever the split, so results do not
  * depend on the thread count. Linear-layer forward/backward helpers sit at the bottom. */
+#include <stdlib.h>
 #include <string.h>
 #include "common.h"
 
-#define MR 6
-#define NR 16
+/* micro-tile: 6x16 (AVX2, 12 ymm accumulators) or 8x32 (AVX-512, 16 zmm accumulators), chosen once at
+ * run time from the CPU; packing follows the chosen tile. Each C element is the same sequential FMA
+ * chain over k in both kernels. */
+static int MR = 6, NR = 16, g_isa = -1;
+#define MAXMR 8
+#define MAXNR 32
 #define KC 256
 #define MC 96
 #define NC 1024
+
+typedef float v16 __attribute__((vector_size(64), aligned(4)));
+
+__attribute__((target("avx512f"))) static void kernel512(int kc, const float *restrict a, const float *restrict b,
+                                                          float *C, int ldc, int mr, int nr, int acc) {
+  v16 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
+  v16 c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0}, c60 = {0}, c61 = {0}, c70 = {0}, c71 = {0};
+  for (int k = 0; k < kc; k++) {
+    v16 b0 = *(const v16 *)b, b1 = *(const v16 *)(b + 16);
+#define R(i, x0, x1) { v16 av = (v16){} + a[i]; x0 += av * b0; x1 += av * b1; }
+    R(0, c00, c01) R(1, c10, c11) R(2, c20, c21) R(3, c30, c31)
+    R(4, c40, c41) R(5, c50, c51) R(6, c60, c61) R(7, c70, c71)
+#undef R
+    a += 8;
+    b += 32;
+  }
+  if (mr == 8 && nr == 32) {
+#define ST(r, x0, x1)                                             \
+  do {                                                            \
+    v16 *p = (v16 *)(C + (size_t)(r) * ldc);                      \
+    if (acc) { p[0] = p[0] + x0; p[1] = p[1] + x1; }              \
+    else { p[0] = x0; p[1] = x1; }                                \
+  } while (0)
+    ST(0, c00, c01); ST(1, c10, c11); ST(2, c20, c21); ST(3, c30, c31);
+    ST(4, c40, c41); ST(5, c50, c51); ST(6, c60, c61); ST(7, c70, c71);
+#undef ST
+    return;
+  }
+  float t[8][32] __attribute__((aligned(64)));
+  *(v16 *)&t[0][0] = c00; *(v16 *)&t[0][16] = c01; *(v16 *)&t[1][0] = c10; *(v16 *)&t[1][16] = c11;
+  *(v16 *)&t[2][0] = c20; *(v16 *)&t[2][16] = c21; *(v16 *)&t[3][0] = c30; *(v16 *)&t[3][16] = c31;
+  *(v16 *)&t[4][0] = c40; *(v16 *)&t[4][16] = c41; *(v16 *)&t[5][0] = c50; *(v16 *)&t[5][16] = c51;
+  *(v16 *)&t[6][0] = c60; *(v16 *)&t[6][16] = c61; *(v16 *)&t[7][0] = c70; *(v16 *)&t[7][16] = c71;
+  for (int r = 0; r < mr; r++)
+    for (int c = 0; c < nr; c++) C[(size_t)r * ldc + c] = acc ? C[(size_t)r * ldc + c] + t[r][c] : t[r][c];
+}
+
+static void pick_isa(void) {
+  if (g_isa >= 0) return;
+  __builtin_cpu_init();
+  const char *env = getenv("NANORAG_NO_AVX512");
+  g_isa = __builtin_cpu_supports("avx512f") && !(env && *env && *env != '0') ? 1 : 0;
+  MR = g_isa ? 8 : 6;
+  NR = g_isa ? 32 : 16;
+}
 
 static void pack_a(float *dst, int ta, const float *A, int lda, int i0, int mc, int k0, int kc) {
   for (int p = 0; p < mc; p += MR) {
     int mr = mc - p < MR ? mc - p : MR;
     if (!ta) {
-      const float *rows[MR];
+      const float *rows[MAXMR];
       for (int r = 0; r < MR; r++) rows[r] = r < mr ? A + (size_t)(i0 + p + r) * lda + k0 : NULL;
       for (int k = 0; k < kc; k++)
         for (int r = 0; r < MR; r++) *dst++ = r < mr ? rows[r][k] : 0.0f;
@@ -55,19 +105,17 @@ static void kernel(int kc, const float *restrict a, const float *restrict b, flo
   v8 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
   v8 c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
   for (int k = 0; k < kc; k++) {
-    v8 b0 = *(const v8 *)b, b1 = *(const v8 *)(b + 8);
-    v8 a0 = v8_set1(a[0]), a1 = v8_set1(a[1]), a2 = v8_set1(a[2]);
-    c00 += a0 * b0; c01 += a0 * b1;
-    c10 += a1 * b0; c11 += a1 * b1;
-    c20 += a2 * b0; c21 += a2 * b1;
-    v8 a3 = v8_set1(a[3]), a4 = v8_set1(a[4]), a5 = v8_set1(a[5]);
-    c30 += a3 * b0; c31 += a3 * b1;
-    c40 += a4 * b0; c41 += a4 * b1;
-    c50 += a5 * b0; c51 += a5 * b1;
-    a += MR;
-    b += NR;
+    v8 b0 = *(const v8 *)b, b1 = *(const v8 *)(b + 8), av;
+    av = v8_set1(a[0]); c00 += av * b0; c01 += av * b1;
+    av = v8_set1(a[1]); c10 += av * b0; c11 += av * b1;
+    av = v8_set1(a[2]); c20 += av * b0; c21 += av * b1;
+    av = v8_set1(a[3]); c30 += av * b0; c31 += av * b1;
+    av = v8_set1(a[4]); c40 += av * b0; c41 += av * b1;
+    av = v8_set1(a[5]); c50 += av * b0; c51 += av * b1;
+    a += 6;
+    b += 16;
   }
-  if (mr == MR && nr == NR) {
+  if (mr == 6 && nr == 16) {
 #define ST(r, x0, x1)                                             \
   do {                                                            \
     v8 *p = (v8 *)(C + (size_t)(r) * ldc);                        \
@@ -79,7 +127,7 @@ static void kernel(int kc, const float *restrict a, const float *restrict b, flo
 #undef ST
     return;
   }
-  float t[MR][NR] __attribute__((aligned(32)));
+  float t[6][16] __attribute__((aligned(32)));
   *(v8 *)&t[0][0] = c00; *(v8 *)&t[0][8] = c01;
   *(v8 *)&t[1][0] = c10; *(v8 *)&t[1][8] = c11;
   *(v8 *)&t[2][0] = c20; *(v8 *)&t[2][8] = c21;
@@ -98,6 +146,7 @@ void sgemm_st(int ta, int tb, int M, int N, int K, const float *A, int lda, cons
       for (int i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, N * sizeof(float));
     return;
   }
+  pick_isa();
   float *pa = pool_scratch(tid, 2, (size_t)MC * KC);
   float *pb = pool_scratch(tid, 3, (size_t)KC * ((NC + NR - 1) / NR * NR));
   for (int j0 = 0; j0 < N; j0 += NC) {
@@ -114,7 +163,7 @@ void sgemm_st(int ta, int tb, int M, int N, int K, const float *A, int lda, cons
           const float *bp = pb + (size_t)(jp / NR) * NR * kc;
           for (int ip = 0; ip < mc; ip += MR) {
             int mr = mc - ip < MR ? mc - ip : MR;
-            kernel(kc, pa + (size_t)(ip / MR) * MR * kc, bp, C + (size_t)(i0 + ip) * ldc + j0 + jp, ldc, mr,
+            (g_isa ? kernel512 : kernel)(kc, pa + (size_t)(ip / MR) * MR * kc, bp, C + (size_t)(i0 + ip) * ldc + j0 + jp, ldc, mr,
                    nr, ac);
           }
         }
@@ -148,6 +197,7 @@ static void gemm_task(void *c, int t, int tid) {
 
 void sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
            int ldc, int acc) {
+  pick_isa();
   int nt = pool_size();
   double flops = 2.0 * M * N * K;
   if (nt == 1 || flops < 2e5) {
