@@ -222,3 +222,44 @@ describe("dense plugin over a KB", () => {
     await expect(Promise.resolve(dense.search(kb.ctx, "cats", { topK: 3 }))).rejects.toThrow("has no dense vectors");
   });
 });
+
+describe("vector store", () => {
+  test("exact KNN, both filter paths and quantised re-scoring agree with a brute-force scan", () => {
+    const db = new TestKb(":memory:").db;
+    const dim = 16;
+    const r = rng(11);
+    const vecs = new Map<number, Float32Array>();
+    for (let id = 1; id <= 400; id++) {
+      const v = Float32Array.from({ length: dim }, () => r() - 0.5);
+      const n = Math.hypot(...v);
+      vecs.set(id, v.map((x) => x / n));
+    }
+    const store = new VectorStore(db, dim);
+    store.create();
+    store.insert([...vecs.keys()], [...vecs.values()]);
+    expect(store.count()).toBe(400);
+    expect(store.count("dense_bits")).toBe(400);
+    const q = vecs.get(7)!.map((x, i) => x + (i % 3 === 0 ? 0.1 : -0.05));
+    const brute = (allowed?: Set<number>) =>
+      [...vecs]
+        .filter(([id]) => !allowed || allowed.has(id))
+        .map(([id, v]) => ({ id, score: v.reduce((s, x, i) => s + x * q[i]!, 0) / Math.hypot(...q) }))
+        .sort((a, b) => b.score - a.score || a.id - b.id);
+    const qn = q.map((x) => x / Math.hypot(...q));
+    const ids = (xs: { id: number }[]) => xs.map((x) => x.id);
+    expect(ids(store.exact(qn, 10))).toEqual(ids(brute().slice(0, 10)));
+    for (const [i, n] of store.exact(qn, 10).entries()) expect(n.score).toBeCloseTo(brute()[i]!.score, 5);
+    const small = new Set([3, 50, 99, 200, 301]); // 5 x 40 < 400: point lookups
+    expect(ids(store.exact(qn, 3, small))).toEqual(ids(brute(small).slice(0, 3)));
+    const large = new Set([...vecs.keys()].filter((id) => id % 2 === 0)); // a filtered KNN scan
+    expect(ids(store.exact(qn, 10, large))).toEqual(ids(brute(large).slice(0, 10)));
+    // With every row a candidate, the quantised path is exact.
+    expect(ids(store.quantized(qn, 10, 40))).toEqual(ids(brute().slice(0, 10)));
+    expect(ids(store.quantized(qn, 3, 400, small))).toEqual(ids(brute(small).slice(0, 3)));
+    store.delete([7]);
+    expect(store.count()).toBe(399);
+    expect(store.count("dense_bits")).toBe(399);
+    expect(store.exact(qn, 10).some((n) => n.id === 7)).toBe(false);
+    db.close();
+  });
+});

@@ -11,6 +11,8 @@ export const VEC_TABLE = "dense_vec";
 export const BIT_TABLE = "dense_bits";
 /** sqlite-vec refuses k above this in one KNN query. */
 export const MAX_K = 4096;
+/** A point lookup costs about as much as scanning this many rows in a brute-force KNN. */
+const POINT_LOOKUP_RATIO = 40;
 
 export interface Neighbor {
   id: number;
@@ -59,12 +61,27 @@ export class VectorStore {
     }
   }
 
+  /** Row count from vec0's rowid shadow table (a count(*) on the virtual table reads every chunk). */
   count(table = VEC_TABLE): number {
-    return (this.db.query(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+    return (this.db.query(`SELECT count(*) AS n FROM ${table}_rowids`).get() as { n: number }).n;
   }
 
   ids(table = VEC_TABLE): number[] {
-    return (this.db.query(`SELECT rowid AS id FROM ${table} ORDER BY rowid`).all() as { id: number }[]).map((r) => r.id);
+    return (this.db.query(`SELECT rowid AS id FROM ${table}_rowids ORDER BY rowid`).all() as { id: number }[]).map((r) => r.id);
+  }
+
+  /**
+   * Exact distances of the given rows by point lookups (vec0 reads one vector per rowid). A rowid IN
+   * (...) constraint on vec0 scans every chunk instead, so this is the fast path for few rows.
+   */
+  private distances(query: Float32Array, ids: Iterable<number>): Neighbor[] {
+    const st = this.db.query(`SELECT vec_distance_l2(embedding, ?) AS distance FROM ${VEC_TABLE} WHERE rowid = ?`);
+    const rows: { id: number; distance: number }[] = [];
+    for (const id of ids) {
+      const r = st.get(query, id) as { distance: number } | null;
+      if (r) rows.push({ id, distance: r.distance });
+    }
+    return toNeighbors(rows);
   }
 
   /**
@@ -73,6 +90,8 @@ export class VectorStore {
    */
   exact(query: Float32Array, k: number, allowed: Set<number> | null = null): Neighbor[] {
     if (allowed && allowed.size === 0) return [];
+    // A small allowed set: score just those rows by point lookups (exact either way, and cheaper than a full scan).
+    if (allowed && allowed.size * POINT_LOOKUP_RATIO < this.count()) return this.distances(query, allowed).slice(0, k);
     const kk = Math.min(k, MAX_K);
     const rows = allowed
       ? this.db
@@ -97,11 +116,10 @@ export class VectorStore {
             .all(query, kc, JSON.stringify([...allowed]))
         : this.db.query(`SELECT rowid AS id FROM ${BIT_TABLE} WHERE embedding MATCH vec_quantize_binary(?) AND k = ?`).all(query, kc)
     ) as { id: number }[];
-    if (cand.length === 0) return [];
-    const rows = this.db
-      .query(`SELECT rowid AS id, vec_distance_l2(embedding, ?) AS distance FROM ${VEC_TABLE} WHERE rowid IN (SELECT value FROM json_each(?))`)
-      .all(query, JSON.stringify(cand.map((c) => c.id))) as { id: number; distance: number }[];
-    return toNeighbors(rows).slice(0, k);
+    return this.distances(
+      query,
+      cand.map((c) => c.id),
+    ).slice(0, k);
   }
 
   /** The stored float vector of one chunk (for checks and tests). */
