@@ -45,7 +45,7 @@ describe("bad input is refused with file, line and field; exit 2; the KB is unch
     const r = cli(["kb", "build", "--input", bad, "--kb", kb]);
     expect(r.code).toBe(2);
     expect(sha256(kb)).toBe(hash);
-    expect(new Bun.Glob("kb.db*").scanSync(dir).toArray()).toEqual(["kb.db"]);
+    expect([...new Bun.Glob("kb.db*").scanSync(dir)]).toEqual(["kb.db"]);
   });
 
   test("a KB made by another schema version is refused and untouched", () => {

@@ -1,9 +1,11 @@
 import { defineCommand } from "citty";
-import { evaluateRetriever, loadQueries, type Metrics } from "../eval/retrieval.ts";
+import { evaluateRetriever, loadQueries } from "../eval/retrieval.ts";
 import { intFlag, kbArgs, keyValues, listFlag, printJson, withKb } from "./common.ts";
 
 /** Prints rows of metrics as an aligned table, one retriever per row. */
-export function metricsTable(rows: Array<{ retriever: string } & Metrics>): string {
+export type MetricsRow = { retriever: string } & Record<string, string | number>;
+
+export function metricsTable(rows: MetricsRow[]): string {
   const cols = Object.keys(rows[0] ?? {}).filter((c) => c !== "retriever");
   const header = ["retriever", ...cols];
   const cells = rows.map((r) => [r.retriever, ...cols.map((c) => String(r[c]))]);
@@ -27,7 +29,7 @@ const retrieval = defineCommand({
     await withKb(args, false, async (kb) => {
       const set = loadQueries(args.queries, args.qrels);
       const k = intFlag("k", args.k, 10);
-      const rows: Array<{ retriever: string } & Metrics> = [];
+      const rows: MetricsRow[] = [];
       for (const name of listFlag(args.retriever) ?? ["bm25"]) {
         rows.push({ retriever: name, ...(await evaluateRetriever(kb, name, set, k, { filter: keyValues("filter", args.filter), options: keyValues("opt", args.opt) })) });
       }
