@@ -97,6 +97,8 @@ describe("lsa embedder", () => {
     expect([...va]).toEqual([...b.model.embedOne(texts[0]!)]);
     expect(Math.hypot(...va)).toBeCloseTo(1, 5);
     expect(a.stats.rank).toBe(8);
+    // The build's vectors (from the fit's own TF-IDF rows) equal the fold-in of the same texts.
+    texts.forEach((t, i) => expect([...a.model.fitted![i]!]).toEqual([...a.model.embedOne(t)]));
     // Unknown words only: the zero vector.
     expect([...a.model.embedOne("qqqq xxxx")].every((x) => x === 0)).toBe(true);
   });

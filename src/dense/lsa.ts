@@ -92,8 +92,23 @@ export class LsaModel implements Embedder {
     return v;
   }
 
+  /** Vectors of the texts the model was fitted on, in order (set by fitLsa; used once by the build). */
+  fitted: Float32Array[] | null = null;
+  private fittedTexts: string[] | null = null;
+
   async embed(texts: string[]): Promise<Float32Array[]> {
+    if (this.fitted && this.fittedTexts === texts) {
+      const out = this.fitted;
+      this.fitted = null;
+      this.fittedTexts = null;
+      return out;
+    }
     return texts.map((t) => this.embedOne(t));
+  }
+
+  /** Marks `texts` (the exact array fitted on) as answerable from the fit's own rows. */
+  adoptFitted(texts: string[]): void {
+    this.fittedTexts = this.fitted ? texts : null;
   }
 }
 
@@ -162,7 +177,22 @@ export function fitLsa(corpus: string[], settings: LsaSettings): { model: LsaMod
     svd_ms: Math.round(t1 - tPrep),
   };
   log.debug(`lsa fit: ${JSON.stringify(stats)}`);
-  return { model: new LsaModel(settings, terms, idf, proj), stats };
+  const model = new LsaModel(settings, terms, idf, proj);
+  // The fitted chunks' vectors straight from the TF-IDF rows (the same sums embedOne would do).
+  if (sample === corpus) {
+    model.fitted = docs.map((_, i) => {
+      const out = new Float64Array(d);
+      for (let p = ptr[i]!; p < ptr[i + 1]!; p++) {
+        const w = x.vals[p]!;
+        const o = x.idx[p]! * d;
+        for (let c = 0; c < d; c++) out[c]! += w * proj[o + c]!;
+      }
+      const v = Float32Array.from(out);
+      normalize(v);
+      return v;
+    });
+  }
+  return { model, stats };
 }
 
 function settingsFromSpec(spec: EmbedderSpec): LsaSettings {
@@ -195,6 +225,7 @@ export const lsaFactory: EmbedderFactory = {
   identityKeys: ["dim", "min_df", "max_terms", "fit_sample", "seed", "power_iters", "oversample"],
   async create(spec, env, corpus) {
     const { model, stats } = fitLsa(corpus, settingsFromSpec(spec));
+    model.adoptFitted(corpus);
     persist(env, model);
     env.setMeta("dense.lsa.fit", JSON.stringify(stats));
     return model;
