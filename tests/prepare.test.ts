@@ -122,7 +122,7 @@ describe("prepare --mode build", () => {
     writeFileSync(d, '{"id":"a","title":"A"}\n');
     expect(cli("--mode", "build", "--documents", d, "--questions", q, "--out", join(dir, "b4")).stderr.toString()).toContain(':1: field "content": is missing');
     writeFileSync(d, "{not json\n");
-    expect(cli("--mode", "build", "--documents", d, "--questions", q, "--out", join(dir, "b5")).stderr.toString()).toContain(":1: not valid JSON");
+    expect(cli("--mode", "build", "--documents", d, "--questions", q, "--out", join(dir, "b5")).stderr.toString()).toContain(":1: malformed JSON");
     const missing = cli("--mode", "build", "--out", join(dir, "b6"));
     expect(missing.exitCode).toBe(2);
     expect(missing.stderr.toString()).toContain("--documents FILE and --questions FILE");

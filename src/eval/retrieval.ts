@@ -1,6 +1,6 @@
 import { InputError, UserError } from "../errors.ts";
 import type { Kb } from "../kb/kb.ts";
-import { jsonLines, readUtf8 } from "../kb/readers.ts";
+import { jsonLines, readUtf8 } from "../io/jsonl.ts";
 import { progress } from "../log.ts";
 import { allFoundAt, averagePrecision, type Judgments, mrrAt, ndcgAt, precisionAt, recallAt } from "./metrics.ts";
 
@@ -21,21 +21,21 @@ export function loadQueries(queriesFile: string, qrelsFile?: string): { kind: Qu
   const text = readUtf8(queriesFile);
   if (!text.trim()) throw new InputError(queriesFile, null, null, "empty file");
   const rows = [...jsonLines(queriesFile, text)];
-  const first = rows[0]!.row;
+  const first = rows[0]!.value;
   let kind: QuerySetKind;
   let queries: EvalQuery[];
   if ("_id" in first) {
     kind = "beir";
     if (!qrelsFile) throw new UserError(`${queriesFile} is a BEIR queries file: pass its judgments with --qrels FILE`);
     const qrels = loadQrels(qrelsFile);
-    queries = rows.map(({ line, row }) => {
+    queries = rows.map(({ line, value: row }) => {
       if (typeof row.text !== "string") throw new InputError(queriesFile, line, "text", "missing required field");
       const id = String(row._id);
       return { id, text: row.text, relevant: qrels.get(id) ?? new Map() };
     });
   } else if ("supporting_facts" in first) {
     kind = "hotpotqa";
-    queries = rows.map(({ line, row }) => {
+    queries = rows.map(({ line, value: row }) => {
       const facts = row.supporting_facts as { title?: unknown } | undefined;
       if (!facts || !Array.isArray(facts.title)) throw new InputError(queriesFile, line, "supporting_facts", "expected {title: [...], sent_id: [...]}");
       if (typeof row.question !== "string") throw new InputError(queriesFile, line, "question", "missing required field");
@@ -43,7 +43,7 @@ export function loadQueries(queriesFile: string, qrelsFile?: string): { kind: Qu
     });
   } else {
     kind = "seed";
-    queries = rows.map(({ line, row }, i) => {
+    queries = rows.map(({ line, value: row }, i) => {
       const q = row.query ?? row.question;
       if (typeof q !== "string") throw new InputError(queriesFile, line, "query", "missing required field");
       if (!Array.isArray(row.relevant_docs)) throw new InputError(queriesFile, line, "relevant_docs", "expected a list of document ids");

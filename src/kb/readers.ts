@@ -1,6 +1,7 @@
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { basename, extname, join, relative } from "node:path";
 import { InputError, UserError } from "../errors.ts";
+import { jsonLines, readUtf8 } from "../io/jsonl.ts";
 
 /** A document as it enters the KB, whatever file format it came from. */
 export interface DocRecord {
@@ -14,36 +15,6 @@ export interface DocRecord {
 export type InputFormat = "documents-jsonl" | "beir-corpus" | "hotpotqa" | "text-folder" | "text-file";
 
 const TEXT_EXTENSIONS = new Set([".md", ".markdown", ".txt"]);
-
-/** Reads a file as UTF-8, refusing invalid bytes with the line they are on. */
-export function readUtf8(file: string): string {
-  const bytes = readFileSync(file);
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    const decoded = new TextDecoder("utf-8").decode(bytes);
-    const bad = decoded.indexOf("\uFFFD");
-    const line = bad < 0 ? 1 : decoded.slice(0, bad).split("\n").length;
-    throw new InputError(file, line, null, "not valid UTF-8 text");
-  }
-}
-
-/** Parses JSON Lines, skipping blank lines; yields each object with its 1-based line number. */
-export function* jsonLines(file: string, text: string): Generator<{ line: number; row: Record<string, unknown> }> {
-  const lines = text.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const raw = lines[i]!.trim();
-    if (!raw) continue;
-    let row: unknown;
-    try {
-      row = JSON.parse(raw);
-    } catch (e) {
-      throw new InputError(file, i + 1, null, `malformed JSON (${(e as Error).message})`);
-    }
-    if (typeof row !== "object" || row === null || Array.isArray(row)) throw new InputError(file, i + 1, null, "expected a JSON object");
-    yield { line: i + 1, row: row as Record<string, unknown> };
-  }
-}
 
 function str(file: string, line: number, row: Record<string, unknown>, field: string, required: boolean): string {
   const v = row[field];
@@ -67,7 +38,7 @@ function readJsonlDocuments(file: string, text: string): { format: InputFormat; 
   const seen = new Map<string, number>();
   let format: InputFormat | undefined;
   let index = 0;
-  for (const { line, row } of jsonLines(file, text)) {
+  for (const { line, value: row } of jsonLines(file, text)) {
     format ??= detectJsonl(row);
     if (format === "hotpotqa") return { format, docs: hotpotParagraphs(file, text) };
     let doc: DocRecord;
@@ -113,7 +84,7 @@ function objectField(file: string, line: number, row: Record<string, unknown>, f
  */
 export function hotpotParagraphs(file: string, text: string): DocRecord[] {
   const byTitle = new Map<string, DocRecord>();
-  for (const { line, row } of jsonLines(file, text)) {
+  for (const { line, value: row } of jsonLines(file, text)) {
     const ctx = row.context as { title?: unknown; sentences?: unknown } | undefined;
     if (!ctx || !Array.isArray(ctx.title) || !Array.isArray(ctx.sentences) || ctx.title.length !== ctx.sentences.length) {
       throw new InputError(file, line, "context", "expected {title: [...], sentences: [[...], ...]} of equal length");
