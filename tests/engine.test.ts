@@ -150,7 +150,7 @@ describe("gradients vs finite differences", () => {
   for (const [pat, extra] of [
     ["TT", {}],
     ["MM", {}],
-    ["TMT", { mamba_use_mlp: true }],
+    ["TMT", { mamba_use_mlp: true, mamba_d_state: 8 }],
   ] as [string, Record<string, unknown>][]) {
     test(`pattern ${pat}: every parameter tensor`, () => {
       const rep = gradCheck(pat, extra);

@@ -14,23 +14,42 @@ static int MR = 6, NR = 16, g_isa = -1;
 #define MAXNR 32
 #define KC 256
 #define MC 96
-#define NC 1024
+#define NC 512
 
 typedef float v16 __attribute__((vector_size(64), aligned(4)));
 
-__attribute__((target("avx512f"))) static void kernel512(int kc, const float *restrict a, const float *restrict b,
-                                                          float *C, int ldc, int mr, int nr, int acc) {
+/* A is read in place (no packing): element (r, k) of the micro-tile is a[r*rs + k*ks]. Row-major A
+ * (ks == 1) reads MR row streams; transposed or packed A (rs == 1) reads MR contiguous floats per k. */
+#define KLOOP(VT, NRH, NROWS, BODY_ROWS, BODY_COLS)                                 \
+  if (ks == 1) {                                                                    \
+    for (int k = 0; k < kc; k++) {                                                  \
+      VT b0 = *(const VT *)b, b1 = *(const VT *)(b + NRH);                          \
+      BODY_ROWS                                                                     \
+      b += 2 * NRH;                                                                 \
+    }                                                                               \
+  } else {                                                                          \
+    for (int k = 0; k < kc; k++) {                                                  \
+      VT b0 = *(const VT *)b, b1 = *(const VT *)(b + NRH);                          \
+      BODY_COLS                                                                     \
+      a += ks;                                                                      \
+      b += 2 * NRH;                                                                 \
+    }                                                                               \
+  }
+
+__attribute__((target("avx512f"))) static void kernel512(int kc, const float *restrict a, long rs, long ks,
+                                                          const float *restrict b, float *C, int ldc, int mr, int nr,
+                                                          int acc) {
   v16 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
   v16 c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0}, c60 = {0}, c61 = {0}, c70 = {0}, c71 = {0};
-  for (int k = 0; k < kc; k++) {
-    v16 b0 = *(const v16 *)b, b1 = *(const v16 *)(b + 16);
-#define R(i, x0, x1) { v16 av = (v16){} + a[i]; x0 += av * b0; x1 += av * b1; }
-    R(0, c00, c01) R(1, c10, c11) R(2, c20, c21) R(3, c30, c31)
-    R(4, c40, c41) R(5, c50, c51) R(6, c60, c61) R(7, c70, c71)
+  const float *r0 = a, *r1 = a + rs, *r2 = a + 2 * rs, *r3 = a + 3 * rs;
+  const float *r4 = a + 4 * rs, *r5 = a + 5 * rs, *r6 = a + 6 * rs, *r7 = a + 7 * rs;
+#define R(x, i, c0, c1) { float s_ = (x)[i]; v16 av = {s_, s_, s_, s_, s_, s_, s_, s_, s_, s_, s_, s_, s_, s_, s_, s_}; c0 += av * b0; c1 += av * b1; }
+  KLOOP(v16, 16, 8,
+        R(r0, k, c00, c01) R(r1, k, c10, c11) R(r2, k, c20, c21) R(r3, k, c30, c31)
+        R(r4, k, c40, c41) R(r5, k, c50, c51) R(r6, k, c60, c61) R(r7, k, c70, c71),
+        R(a, 0, c00, c01) R(a, 1, c10, c11) R(a, 2, c20, c21) R(a, 3, c30, c31)
+        R(a, 4, c40, c41) R(a, 5, c50, c51) R(a, 6, c60, c61) R(a, 7, c70, c71))
 #undef R
-    a += 8;
-    b += 32;
-  }
   if (mr == 8 && nr == 32) {
 #define ST(r, x0, x1)                                             \
   do {                                                            \
@@ -52,69 +71,18 @@ __attribute__((target("avx512f"))) static void kernel512(int kc, const float *re
     for (int c = 0; c < nr; c++) C[(size_t)r * ldc + c] = acc ? C[(size_t)r * ldc + c] + t[r][c] : t[r][c];
 }
 
-static void pick_isa(void) {
-  if (g_isa >= 0) return;
-  __builtin_cpu_init();
-  const char *env = getenv("NANORAG_NO_AVX512");
-  g_isa = __builtin_cpu_supports("avx512f") && !(env && *env && *env != '0') ? 1 : 0;
-  MR = g_isa ? 8 : 6;
-  NR = g_isa ? 32 : 16;
-}
-
-static void pack_a(float *dst, int ta, const float *A, int lda, int i0, int mc, int k0, int kc) {
-  for (int p = 0; p < mc; p += MR) {
-    int mr = mc - p < MR ? mc - p : MR;
-    if (!ta) {
-      const float *rows[MAXMR];
-      for (int r = 0; r < MR; r++) rows[r] = r < mr ? A + (size_t)(i0 + p + r) * lda + k0 : NULL;
-      for (int k = 0; k < kc; k++)
-        for (int r = 0; r < MR; r++) *dst++ = r < mr ? rows[r][k] : 0.0f;
-    } else {
-      for (int k = 0; k < kc; k++) {
-        const float *src = A + (size_t)(k0 + k) * lda + i0 + p;
-        for (int r = 0; r < MR; r++) *dst++ = r < mr ? src[r] : 0.0f;
-      }
-    }
-  }
-}
-
-static void pack_b(float *dst, int tb, const float *B, int ldb, int k0, int kc, int j0, int nc) {
-  for (int p = 0; p < nc; p += NR) {
-    int nr = nc - p < NR ? nc - p : NR;
-    if (!tb) {
-      for (int k = 0; k < kc; k++) {
-        const float *src = B + (size_t)(k0 + k) * ldb + j0 + p;
-        if (nr == NR) {
-          memcpy(dst, src, NR * sizeof(float));
-        } else {
-          for (int c = 0; c < NR; c++) dst[c] = c < nr ? src[c] : 0.0f;
-        }
-        dst += NR;
-      }
-    } else {
-      for (int k = 0; k < kc; k++) {
-        for (int c = 0; c < NR; c++) dst[c] = c < nr ? B[(size_t)(j0 + p + c) * ldb + k0 + k] : 0.0f;
-        dst += NR;
-      }
-    }
-  }
-}
-
-static void kernel(int kc, const float *restrict a, const float *restrict b, float *C, int ldc, int mr,
-                   int nr, int acc) {
+static void kernel(int kc, const float *restrict a, long rs, long ks, const float *restrict b, float *C, int ldc,
+                   int mr, int nr, int acc) {
   v8 c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
   v8 c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
-  for (int k = 0; k < kc; k++) {
-    v8 b0 = *(const v8 *)b, b1 = *(const v8 *)(b + 8), av;
-    av = v8_set1(a[0]); c00 += av * b0; c01 += av * b1;
-    av = v8_set1(a[1]); c10 += av * b0; c11 += av * b1;
-    av = v8_set1(a[2]); c20 += av * b0; c21 += av * b1;
-    av = v8_set1(a[3]); c30 += av * b0; c31 += av * b1;
-    av = v8_set1(a[4]); c40 += av * b0; c41 += av * b1;
-    av = v8_set1(a[5]); c50 += av * b0; c51 += av * b1;
-    a += 6;
-    b += 16;
-  }
+  const float *r0 = a, *r1 = a + rs, *r2 = a + 2 * rs, *r3 = a + 3 * rs, *r4 = a + 4 * rs, *r5 = a + 5 * rs;
+#define R(x, i, c0, c1) { v8 av = v8_set1((x)[i]); c0 += av * b0; c1 += av * b1; }
+  KLOOP(v8, 8, 6,
+        R(r0, k, c00, c01) R(r1, k, c10, c11) R(r2, k, c20, c21) R(r3, k, c30, c31) R(r4, k, c40, c41)
+        R(r5, k, c50, c51),
+        R(a, 0, c00, c01) R(a, 1, c10, c11) R(a, 2, c20, c21) R(a, 3, c30, c31) R(a, 4, c40, c41)
+        R(a, 5, c50, c51))
+#undef R
   if (mr == 6 && nr == 16) {
 #define ST(r, x0, x1)                                             \
   do {                                                            \
@@ -138,6 +106,50 @@ static void kernel(int kc, const float *restrict a, const float *restrict b, flo
     for (int c = 0; c < nr; c++) C[(size_t)r * ldc + c] = acc ? C[(size_t)r * ldc + c] + t[r][c] : t[r][c];
 }
 
+static void pick_isa(void) {
+  if (g_isa >= 0) return;
+  __builtin_cpu_init();
+  const char *env = getenv("NANORAG_NO_AVX512");
+  g_isa = __builtin_cpu_supports("avx512f") && !(env && *env && *env != '0') ? 1 : 0;
+  MR = g_isa ? 8 : 6;
+  NR = g_isa ? 32 : 16;
+}
+
+/* edge strips (fewer than MR rows) are copied into a zero-padded [k][MR] buffer */
+static void pack_a_edge(float *dst, int ta, const float *A, int lda, int i0, int mr, int k0, int kc) {
+  for (int k = 0; k < kc; k++)
+    for (int r = 0; r < MR; r++)
+      *dst++ = r < mr ? (ta ? A[(size_t)(k0 + k) * lda + i0 + r] : A[(size_t)(i0 + r) * lda + k0 + k]) : 0.0f;
+}
+
+static void pack_b(float *dst, int tb, const float *B, int ldb, int k0, int kc, int j0, int nc) {
+  for (int p = 0; p < nc; p += NR) {
+    int nr = nc - p < NR ? nc - p : NR;
+    if (!tb) {
+      for (int k = 0; k < kc; k++) {
+        const float *src = B + (size_t)(k0 + k) * ldb + j0 + p;
+        if (nr == NR) {
+          memcpy(dst, src, NR * sizeof(float));
+        } else {
+          for (int c = 0; c < NR; c++) dst[c] = c < nr ? src[c] : 0.0f;
+        }
+        dst += NR;
+      }
+    } else {
+      /* B stored N x K: copy row by row (contiguous reads), scattering into the panel */
+      for (int c = 0; c < NR; c++) {
+        if (c < nr) {
+          const float *src = B + (size_t)(j0 + p + c) * ldb + k0;
+          for (int k = 0; k < kc; k++) dst[(size_t)k * NR + c] = src[k];
+        } else {
+          for (int k = 0; k < kc; k++) dst[(size_t)k * NR + c] = 0.0f;
+        }
+      }
+      dst += (size_t)kc * NR;
+    }
+  }
+}
+
 void sgemm_st(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
               float *C, int ldc, int acc, int tid) {
   if (M <= 0 || N <= 0) return;
@@ -147,8 +159,9 @@ void sgemm_st(int ta, int tb, int M, int N, int K, const float *A, int lda, cons
     return;
   }
   pick_isa();
-  float *pa = pool_scratch(tid, 2, (size_t)MC * KC);
-  float *pb = pool_scratch(tid, 3, (size_t)KC * ((NC + NR - 1) / NR * NR));
+  float *pa = pool_scratch(tid, 2, (size_t)MAXMR * KC);
+  float *pb = pool_scratch(tid, 3, (size_t)KC * ((NC + MAXNR - 1) / MAXNR * MAXNR));
+  long rs = ta ? 1 : lda, ks = ta ? lda : 1;
   for (int j0 = 0; j0 < N; j0 += NC) {
     int nc = N - j0 < NC ? N - j0 : NC;
     for (int k0 = 0; k0 < K; k0 += KC) {
@@ -157,14 +170,20 @@ void sgemm_st(int ta, int tb, int M, int N, int K, const float *A, int lda, cons
       pack_b(pb, tb, B, ldb, k0, kc, j0, nc);
       for (int i0 = 0; i0 < M; i0 += MC) {
         int mc = M - i0 < MC ? M - i0 : MC;
-        pack_a(pa, ta, A, lda, i0, mc, k0, kc);
         for (int jp = 0; jp < nc; jp += NR) {
           int nr = nc - jp < NR ? nc - jp : NR;
           const float *bp = pb + (size_t)(jp / NR) * NR * kc;
           for (int ip = 0; ip < mc; ip += MR) {
             int mr = mc - ip < MR ? mc - ip : MR;
-            (g_isa ? kernel512 : kernel)(kc, pa + (size_t)(ip / MR) * MR * kc, bp, C + (size_t)(i0 + ip) * ldc + j0 + jp, ldc, mr,
-                   nr, ac);
+            float *c = C + (size_t)(i0 + ip) * ldc + j0 + jp;
+            const float *a = A + (size_t)(i0 + ip) * rs + (size_t)k0 * ks;
+            long ars = rs, aks = ks;
+            if (mr < MR) { /* pack once per (edge strip, k block): only the first column panel packs */
+              if (jp == 0) pack_a_edge(pa, ta, A, lda, i0 + ip, mr, k0, kc);
+              a = pa; ars = 1; aks = MR;
+            }
+            if (g_isa) kernel512(kc, a, ars, aks, bp, c, ldc, mr, nr, ac);
+            else kernel(kc, a, ars, aks, bp, c, ldc, mr, nr, ac);
           }
         }
       }
@@ -230,4 +249,9 @@ void matmul_backward_dx(float *dinp, int lddi, const float *dout, int lddo, cons
 /* dW[N,K] += dout[M,N]^T . inp[M,K] */
 void matmul_backward_dw(float *dW, const float *dout, int lddo, const float *inp, int ldi, int M, int N, int K) {
   sgemm(1, 0, N, K, M, dout, lddo, inp, ldi, dW, K, 1);
+}
+
+void nr_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
+              int acc) {
+  sgemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc);
 }

@@ -8,17 +8,23 @@ typedef struct {
 
 static void relu2_fwd(void *c, int b, int e, int tid) {
   ActCtx *x = c;
-  for (size_t i = (size_t)b * 1024; i < (size_t)e * 1024 && i < x->n; i++) {
-    float r = x->fc[i] > 0 ? x->fc[i] : 0.0f;
-    x->act[i] = r * r;
+  size_t i1 = (size_t)e * 1024 < x->n ? (size_t)e * 1024 : x->n;
+  const float *restrict fc = x->fc;
+  float *restrict act = x->act;
+  for (size_t i = (size_t)b * 1024; i < i1; i++) {
+    float r = fc[i] > 0 ? fc[i] : 0.0f;
+    act[i] = r * r;
   }
 }
 
 static void relu2_bwd(void *c, int b, int e, int tid) {
   ActCtx *x = c; /* act holds d(act) on entry, d(fc) on exit */
-  for (size_t i = (size_t)b * 1024; i < (size_t)e * 1024 && i < x->n; i++) {
-    float r = x->fc[i] > 0 ? x->fc[i] : 0.0f;
-    x->act[i] = 2.0f * r * x->act[i];
+  size_t i1 = (size_t)e * 1024 < x->n ? (size_t)e * 1024 : x->n;
+  const float *restrict fc = x->fc;
+  float *restrict d = x->act;
+  for (size_t i = (size_t)b * 1024; i < i1; i++) {
+    float r = fc[i] > 0 ? fc[i] : 0.0f;
+    d[i] = 2.0f * r * d[i];
   }
 }
 

@@ -117,4 +117,9 @@ int nr_state_forward(nr_model *m, nr_state *s, const int32_t *tokens, int Tn, fl
 int nr_sample(const float *logits, int B, int V, float temperature, int top_k, float top_p,
               uint64_t *rng, int32_t *out);
 
+/* The engine's threaded SGEMM (benchmarks, tests): C[M,N] (acc ? += : =) op(A) op(B), row-major;
+ * ta: A is stored K x M; tb: B is stored N x K. */
+void nr_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+              int ldc, int acc);
+
 #endif
