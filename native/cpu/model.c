@@ -226,6 +226,8 @@ int64_t nr_model_tensor_offset(const nr_model *m, int i) { return i >= 0 && i < 
 int64_t nr_model_tensor_numel(const nr_model *m, int i) { return i >= 0 && i < m->ntensors ? (int64_t)m->tensors[i].n : 0; }
 int nr_model_tensor_group(const nr_model *m, int i) { return i >= 0 && i < m->ntensors ? m->tensors[i].group : -1; }
 
+int64_t nr_model_act_bytes(const nr_model *m) { return (int64_t)m->a.cap * 4; }
+
 void nr_zero_grad(nr_model *m) { memset(m->grads, 0, m->nparams * sizeof(float)); }
 
 /* ---- activation arena ---- */

@@ -80,6 +80,8 @@ int nr_logits(nr_model *m, const int32_t *tokens, int B, int T, float *out);
 /* Mean of the final (normalised) hidden states over mask (B*T floats, NULL = all). out: B*C. */
 int nr_embed(nr_model *m, const int32_t *tokens, const float *mask, int B, int T, float *out);
 void nr_zero_grad(nr_model *m);
+/* Bytes of the activation arena as last sized (training keeps attention probabilities and backward scratch). */
+int64_t nr_model_act_bytes(const nr_model *m);
 
 /* Optimizer hyper-parameters (nr_optim_step's hp array), in this order. */
 enum {

@@ -42,6 +42,8 @@ const symbols = {
   nr_logits: { args: [ptr, ptr, i32, i32, ptr], returns: i32 },
   nr_embed: { args: [ptr, ptr, ptr, i32, i32, ptr], returns: i32 },
   nr_zero_grad: { args: [ptr], returns: v },
+  nr_model_act_bytes: { args: [ptr], returns: i64 },
+  nr_sgemm: { args: [i32, i32, i32, i32, i32, ptr, i32, ptr, i32, ptr, i32, i32], returns: v },
   nr_optim_step: { args: [ptr, ptr, i32, ptr], returns: i32 },
   nr_state_new: { args: [ptr, i32, i32], returns: ptr },
   nr_state_free: { args: [ptr], returns: v },

@@ -233,6 +233,11 @@ export class Model {
     return out;
   }
 
+  /** Bytes of the activation arena as last sized (grows to the largest batch shape used). */
+  get activationBytes(): number {
+    return Number(native().nr_model_act_bytes(this.handle));
+  }
+
   zeroGrad(): void {
     native().nr_zero_grad(this.handle);
   }
