@@ -47,6 +47,33 @@ static inline v8 v8_exp(v8 x) {
   __builtin_memcpy(&s, &e, sizeof s);
   return p * s;
 }
+/* natural log for positive normal floats; relative error ~1e-7 */
+static inline v8 v8_log(v8 u) {
+  v8i bits;
+  __builtin_memcpy(&bits, &u, sizeof u);
+  v8i e = ((bits >> 23) & 0xff) - 127;
+  v8i mb = (bits & 0x7fffff) | 0x3f800000;
+  v8 m;
+  __builtin_memcpy(&m, &mb, sizeof m);
+  v8i big = m > v8_set1(1.41421356f);
+  m = v8_sel(big, m * v8_set1(0.5f), m);
+  e = e + (big & 1);
+  v8 s = (m - v8_set1(1.0f)) / (m + v8_set1(1.0f)), s2 = s * s;
+  v8 p = v8_set1(1.0f / 9);
+  p = p * s2 + v8_set1(1.0f / 7);
+  p = p * s2 + v8_set1(1.0f / 5);
+  p = p * s2 + v8_set1(1.0f / 3);
+  p = p * s2 + v8_set1(1.0f);
+  return __builtin_convertvector(e, v8) * v8_set1(0.693147180559945f) + v8_set1(2.0f) * s * p;
+}
+static inline v8 v8_sigmoid(v8 x) { return v8_set1(1.0f) / (v8_set1(1.0f) + v8_exp(-x)); }
+/* softplus with torch's threshold 20; log1p(y) = log(u) - ((u - 1) - y) / u with u = 1 + y */
+static inline v8 v8_softplus(v8 r) {
+  v8 y = v8_exp(r), u = v8_set1(1.0f) + y;
+  v8 l = v8_log(u) - ((u - v8_set1(1.0f)) - y) / u;
+  l = v8_sel(r < v8_set1(-15.0f), y, l);
+  return v8_sel(r > v8_set1(20.0f), r, l);
+}
 static inline float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 /* error string */

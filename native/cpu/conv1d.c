@@ -36,7 +36,10 @@ static void fwd(void *cx, int r0, int r1, int tid) {
   for (int r = r0; r < r1; r++) {
     float *u = c->u + (size_t)r * c->d;
     conv_row(c, r, u);
-    for (int ch = 0; ch < c->d; ch++) u[ch] = u[ch] * sigmoidf_(u[ch]);
+    for (int ch = 0; ch < c->d; ch += 8) { /* d % 8 == 0 */
+      v8 p = *(v8 *)(u + ch);
+      *(v8 *)(u + ch) = p * v8_sigmoid(p);
+    }
   }
 }
 
@@ -52,9 +55,9 @@ static void bwd_dp(void *cx, int r0, int r1, int tid) {
     float *dp = c->dp + (size_t)r * c->d;
     const float *du = c->du + (size_t)r * c->d;
     conv_row(c, r, dp);
-    for (int ch = 0; ch < c->d; ch++) {
-      float p = dp[ch], sg = sigmoidf_(p);
-      dp[ch] = du[ch] * sg * (1.0f + p * (1.0f - sg));
+    for (int ch = 0; ch < c->d; ch += 8) {
+      v8 p = *(v8 *)(dp + ch), sg = v8_sigmoid(p), one = v8_set1(1.0f);
+      *(v8 *)(dp + ch) = *(const v8 *)(du + ch) * sg * (one + p * (one - sg));
     }
   }
 }

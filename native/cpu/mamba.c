@@ -19,7 +19,9 @@ static void dt_fwd(void *c, int r0, int r1, int tid) {
   const float *bias = PW(x->m, x->l->dtb);
   for (int r = r0; r < r1; r++) {
     float *d = x->l->delta + (size_t)r * x->di;
-    for (int j = 0; j < x->di; j++) d[j] = softplusf(d[j] + bias[j]);
+    int j = 0;
+    for (; j + 8 <= x->di; j += 8) *(v8 *)(d + j) = v8_softplus(*(v8 *)(d + j) + *(const v8 *)(bias + j));
+    for (; j < x->di; j++) d[j] = softplusf(d[j] + bias[j]);
   }
 }
 
@@ -29,7 +31,10 @@ static void gate_fwd(void *c, int r0, int r1, int tid) {
   for (int r = r0; r < r1; r++) {
     const float *y = x->l->y + (size_t)r * di, *z = x->l->xz + (size_t)r * 2 * di + di;
     float *o = x->l->o + (size_t)r * di;
-    for (int j = 0; j < di; j++) o[j] = y[j] * z[j] * sigmoidf_(z[j]);
+    for (int j = 0; j < di; j += 8) {
+      v8 zz = *(const v8 *)(z + j);
+      *(v8 *)(o + j) = *(const v8 *)(y + j) * zz * v8_sigmoid(zz);
+    }
   }
 }
 
@@ -39,10 +44,10 @@ static void gate_bwd(void *c, int r0, int r1, int tid) {
   for (int r = r0; r < r1; r++) {
     const float *y = x->l->y + (size_t)r * di, *z = x->l->xz + (size_t)r * 2 * di + di;
     float *g = x->g + (size_t)r * di, *dz = x->dxz + (size_t)r * 2 * di + di;
-    for (int j = 0; j < di; j++) {
-      float sg = sigmoidf_(z[j]), dout = g[j];
-      dz[j] = dout * y[j] * sg * (1.0f + z[j] * (1.0f - sg));
-      g[j] = dout * z[j] * sg;
+    for (int j = 0; j < di; j += 8) { /* di % 8 == 0 */
+      v8 zz = *(const v8 *)(z + j), sg = v8_sigmoid(zz), dout = *(v8 *)(g + j), one = v8_set1(1.0f);
+      *(v8 *)(dz + j) = dout * *(const v8 *)(y + j) * sg * (one + zz * (one - sg));
+      *(v8 *)(g + j) = dout * zz * sg;
     }
   }
 }
@@ -53,7 +58,11 @@ static void dt_bwd(void *c, int r0, int r1, int tid) {
   for (int r = r0; r < r1; r++) {
     float *dd = x->ddelta + (size_t)r * x->di;
     const float *d = x->l->delta + (size_t)r * x->di;
-    for (int j = 0; j < x->di; j++) dd[j] *= -expm1f(-d[j]);
+    for (int j = 0; j < x->di; j += 8) { /* sigma(r) = 1 - exp(-delta); delta < 1e-3: use the series */
+      v8 dl = *(const v8 *)(d + j);
+      v8 e = v8_set1(1.0f) - v8_exp(-dl), ser = dl * (v8_set1(1.0f) - v8_set1(0.5f) * dl);
+      *(v8 *)(dd + j) = *(v8 *)(dd + j) * v8_sel(dl < v8_set1(1e-3f), ser, e);
+    }
   }
 }
 

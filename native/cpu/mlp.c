@@ -11,7 +11,13 @@ static void relu2_fwd(void *c, int b, int e, int tid) {
   size_t i1 = (size_t)e * 1024 < x->n ? (size_t)e * 1024 : x->n;
   const float *restrict fc = x->fc;
   float *restrict act = x->act;
-  for (size_t i = (size_t)b * 1024; i < i1; i++) {
+  size_t i = (size_t)b * 1024;
+  for (; i + 8 <= i1; i += 8) {
+    v8 x = *(const v8 *)(fc + i);
+    v8 r = v8_sel(x > v8_set1(0.0f), x, v8_set1(0.0f));
+    *(v8 *)(act + i) = r * r;
+  }
+  for (; i < i1; i++) {
     float r = fc[i] > 0 ? fc[i] : 0.0f;
     act[i] = r * r;
   }
@@ -22,7 +28,13 @@ static void relu2_bwd(void *c, int b, int e, int tid) {
   size_t i1 = (size_t)e * 1024 < x->n ? (size_t)e * 1024 : x->n;
   const float *restrict fc = x->fc;
   float *restrict d = x->act;
-  for (size_t i = (size_t)b * 1024; i < i1; i++) {
+  size_t i = (size_t)b * 1024;
+  for (; i + 8 <= i1; i += 8) {
+    v8 x = *(const v8 *)(fc + i);
+    v8 r = v8_sel(x > v8_set1(0.0f), x, v8_set1(0.0f));
+    *(v8 *)(d + i) = v8_set1(2.0f) * r * *(v8 *)(d + i);
+  }
+  for (; i < i1; i++) {
     float r = fc[i] > 0 ? fc[i] : 0.0f;
     d[i] = 2.0f * r * d[i];
   }

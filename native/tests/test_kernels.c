@@ -52,6 +52,20 @@ int main(void) {
   }
   printf("v8_exp max rel err %.3g\n", worst);
   if (worst > 1e-6) fails++;
+  double wl = 0, ws = 0;
+  for (float x = 1e-30f; x < 1e30f; x *= 1.37f) {
+    v8 v = v8_log(v8_set1(x));
+    double e = fabs(v[0] - log(x)) / fmax(1e-3, fabs(log(x)));
+    if (e > wl) wl = e;
+  }
+  for (float r = -30.0f; r < 30.0f; r += 0.0173f) {
+    double ref = r > 20 ? r : log1p(exp((double)r));
+    v8 v = v8_softplus(v8_set1(r));
+    double e = fabs(v[0] - ref) / ref;
+    if (e > ws) ws = e;
+  }
+  printf("v8_log max rel err %.3g, v8_softplus max rel err %.3g\n", wl, ws);
+  if (wl > 1e-6 || ws > 1e-6) fails++;
   printf(fails ? "FAILED %d\n" : "kernel tests ok\n", fails);
   return fails != 0;
 }
