@@ -5,6 +5,7 @@
  * recomputing the forward states of the (b, channel group) first. dB/dC are reduced over channels
  * through per-task partial rows summed in a fixed order (deterministic for any thread count).
  * Requires d % 8 == 0 and N <= 64. */
+#include <stdlib.h>
 #include <string.h>
 #include "common.h"
 #ifdef __AVX2__
@@ -26,115 +27,103 @@ static inline void hsum8(const v8 *x, float *out) {
 #endif
 }
 
-static void load_A(const ScanArgs *s, int c0, v8 *Av) {
-  for (int n = 0; n < s->N; n++)
-    for (int i = 0; i < 8; i++) Av[n][i] = s->A[(size_t)(c0 + i) * s->N + n];
-}
-
-/* forward for one batch row and 8 channels; hs (T x N v8) receives every state and as (T x N v8)
- * every decay factor when non-NULL */
-static void scan_group(const ScanArgs *s, int b, int c0, const v8 *Av, v8 *hs, v8 *as, int write_y) {
-  int N = s->N, d = s->d;
-  v8 h[MAXN];
-  for (int n = 0; n < N; n++) {
-    if (s->h0)
-      for (int i = 0; i < 8; i++) h[n][i] = s->h0[((size_t)b * d + c0 + i) * N + n];
-    else
-      h[n] = v8_set1(0.0f);
-  }
-  v8 Dv = *(const v8 *)(s->Dskip + c0);
-  for (int t = 0; t < s->T; t++) {
-    size_t row = (size_t)b * s->T + t;
-    v8 dl = *(const v8 *)(s->delta + row * d + c0), uu = *(const v8 *)(s->u + row * d + c0);
-    v8 du = dl * uu, y = Dv * uu;
-    const float *Bt = s->Bm + row * s->bcs, *Ct = s->Cm + row * s->bcs;
-    for (int n = 0; n < N; n++) {
-      v8 a = v8_exp(dl * Av[n]);
-      h[n] = a * h[n] + du * v8_set1(Bt[n]);
-      y += h[n] * v8_set1(Ct[n]);
-      if (as) as[(size_t)t * N + n] = a;
-    }
-    if (hs) memcpy(hs + (size_t)t * N, h, N * sizeof(v8));
-    if (write_y) *(v8 *)(s->y + row * d + c0) = y;
-  }
-  if (s->hlast)
-    for (int n = 0; n < N; n++)
-      for (int i = 0; i < 8; i++) s->hlast[((size_t)b * d + c0 + i) * N + n] = h[n][i];
-}
-
-static void fwd_task(void *c, int task, int tid) {
-  const ScanArgs *s = c;
-  int groups = s->d / 8, b = task / groups, c0 = (task % groups) * 8;
-  v8 Av[MAXN];
-  load_A(s, c0, Av);
-  scan_group(s, b, c0, Av, NULL, NULL, 1);
-}
-
-void scan_forward(const ScanArgs *s) { pool_run(fwd_task, (void *)s, s->B * (s->d / 8)); }
-
 typedef struct {
   const ScanArgs *s;
   const float *dy;
   float *du, *ddelta, *dAlog, *dD, *partial;
 } BwdCtx;
 
-static void bwd_task(void *c, int g, int tid) {
-  BwdCtx *x = c;
-  const ScanArgs *s = x->s;
-  int N = s->N, d = s->d, T = s->T, c0 = g * 8;
-  size_t BT = (size_t)s->B * T;
-  float *part = x->partial + (size_t)g * BT * 2 * N; /* rows of [dB (N) | dC (N)] */
-  memset(part, 0, BT * 2 * N * sizeof(float));
-  v8 Av[MAXN], dA[MAXN], lam[MAXN], anext[MAXN];
-  load_A(s, c0, Av);
-  for (int n = 0; n < N; n++) dA[n] = v8_set1(0.0f);
-  v8 dDacc = v8_set1(0.0f), Dv = *(const v8 *)(s->Dskip + c0);
-  v8 *hs = (v8 *)pool_scratch(tid, 1, (size_t)T * N * 8 * 2), *as = hs + (size_t)T * N;
-  ScanArgs fs = *s;
-  fs.hlast = NULL;
-  for (int b = 0; b < s->B; b++) {
-    scan_group(&fs, b, c0, Av, hs, as, 0);
-    for (int n = 0; n < N; n++) lam[n] = anext[n] = v8_set1(0.0f);
-    (void)Av;
-    for (int t = T - 1; t >= 0; t--) {
-      size_t row = (size_t)b * T + t;
-      v8 gm = *(const v8 *)(x->dy + row * d + c0);
-      v8 dl = *(const v8 *)(s->delta + row * d + c0), uu = *(const v8 *)(s->u + row * d + c0);
-      const float *Bt = s->Bm + row * s->bcs, *Ct = s->Cm + row * s->bcs;
-      float *pB = part + row * 2 * N, *pC = pB + N;
-      v8 dlu = dl * uu, duacc = Dv * gm, ddl = v8_set1(0.0f);
-      dDacc += gm * uu;
-      const v8 *ht = hs + (size_t)t * N, *hp = t > 0 ? hs + (size_t)(t - 1) * N : NULL;
-      v8 vB[MAXN], vC[MAXN];
-      for (int n = 0; n < N; n++) {
-        v8 Bn = v8_set1(Bt[n]);
-        v8 l = gm * v8_set1(Ct[n]) + anext[n] * lam[n];
-        v8 a = as[(size_t)t * N + n];
-        v8 ah = hp ? a * hp[n] : v8_set1(0.0f);
-        vC[n] = gm * ht[n];
-        vB[n] = l * dlu;
-        duacc += l * dl * Bn;
-        ddl += l * (Av[n] * ah + Bn * uu);
-        dA[n] += l * dl * ah;
-        lam[n] = l;
-        anext[n] = a;
-      }
-      int n8 = N & ~7;
-      for (int n = 0; n < n8; n += 8) {
-        hsum8(vB + n, pB + n);
-        hsum8(vC + n, pC + n);
-      }
-      for (int n = n8; n < N; n++) {
-        pB[n] = v8_sum(vB[n]);
-        pC[n] = v8_sum(vC[n]);
-      }
-      *(v8 *)(x->du + row * d + c0) = duacc;
-      *(v8 *)(x->ddelta + row * d + c0) = ddl;
-    }
+/* ---- 8 channels per vector (AVX2) ---- */
+#define VT v8
+#define VW 8
+#define VSET1 v8_set1
+#define VEXP v8_exp
+#define VSUM v8_sum
+#define HSUM8 hsum8
+#define VATTR
+#define FN(x) x##_8
+#include "scan_impl.h"
+#undef VT
+#undef VW
+#undef VSET1
+#undef VEXP
+#undef VSUM
+#undef HSUM8
+#undef VATTR
+#undef FN
+
+/* ---- 16 channels per vector (AVX-512, chosen at run time) ---- */
+typedef float v16s __attribute__((vector_size(64), aligned(4)));
+typedef int32_t v16i __attribute__((vector_size(64), aligned(4)));
+#define A512 __attribute__((target("avx512f")))
+static inline A512 v16s v16_set1(float x) { return (v16s){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
+static inline A512 v16s v16_sel(v16i m, v16s a, v16s b) {
+  v16i ai, bi, r;
+  __builtin_memcpy(&ai, &a, sizeof a);
+  __builtin_memcpy(&bi, &b, sizeof b);
+  r = (ai & m) | (bi & ~m);
+  v16s o;
+  __builtin_memcpy(&o, &r, sizeof o);
+  return o;
+}
+static inline A512 v16s v16_exp(v16s x) { /* same polynomial as v8_exp */
+  x = v16_sel(x < v16_set1(-87.3f), v16_set1(-87.3f), x);
+  x = v16_sel(x > v16_set1(88.3f), v16_set1(88.3f), x);
+  v16s t = x * v16_set1(1.44269504088896341f);
+  v16s fl = __builtin_convertvector(__builtin_convertvector(t + v16_set1(0.5f), v16i), v16s);
+  fl = v16_sel(fl > t + v16_set1(0.5f), fl - v16_set1(1.0f), fl);
+  v16s r = x - fl * v16_set1(0.693359375f) + fl * v16_set1(2.12194440e-4f);
+  v16s p = v16_set1(1.9875691500e-4f);
+  p = p * r + v16_set1(1.3981999507e-3f);
+  p = p * r + v16_set1(8.3334519073e-3f);
+  p = p * r + v16_set1(4.1665795894e-2f);
+  p = p * r + v16_set1(1.6666665459e-1f);
+  p = p * r + v16_set1(5.0000001201e-1f);
+  p = p * r * r + r + v16_set1(1.0f);
+  v16i e = (__builtin_convertvector(fl, v16i) + 127) << 23;
+  v16s sc;
+  __builtin_memcpy(&sc, &e, sizeof sc);
+  return p * sc;
+}
+static inline A512 float v16_sum(v16s a) {
+  v8 lo, hi;
+  __builtin_memcpy(&lo, &a, sizeof lo);
+  __builtin_memcpy(&hi, (const char *)&a + 32, sizeof hi);
+  return v8_sum(lo + hi);
+}
+static inline A512 void hsum8_16(const v16s *x, float *out) {
+  v8 y[8];
+  for (int i = 0; i < 8; i++) {
+    v8 lo, hi;
+    __builtin_memcpy(&lo, &x[i], sizeof lo);
+    __builtin_memcpy(&hi, (const char *)&x[i] + 32, sizeof hi);
+    y[i] = lo + hi;
   }
-  for (int n = 0; n < N; n++)
-    for (int i = 0; i < 8; i++) x->dAlog[(size_t)(c0 + i) * N + n] += dA[n][i] * Av[n][i];
-  for (int i = 0; i < 8; i++) x->dD[c0 + i] += dDacc[i];
+  hsum8(y, out);
+}
+#define VT v16s
+#define VW 16
+#define VSET1 v16_set1
+#define VEXP v16_exp
+#define VSUM v16_sum
+#define HSUM8 hsum8_16
+#define VATTR A512
+#define FN(x) x##_16
+#include "scan_impl.h"
+
+static int use16(int d) {
+  static int avx512 = -1;
+  if (avx512 < 0) {
+    __builtin_cpu_init();
+    const char *env = getenv("NANORAG_NO_AVX512");
+    avx512 = __builtin_cpu_supports("avx512f") && !(env && *env && *env != '0');
+  }
+  return avx512 && d % 16 == 0;
+}
+
+void scan_forward(const ScanArgs *s) {
+  if (use16(s->d)) pool_run(fwd_task_16, (void *)s, s->B * (s->d / 16));
+  else pool_run(fwd_task_8, (void *)s, s->B * (s->d / 8));
 }
 
 typedef struct {
@@ -166,8 +155,8 @@ static void red2(void *c, int r0, int r1, int tid) {
 void scan_backward(const ScanArgs *s, const float *dy, float *du, float *ddelta, float *dAlog, float *dD, float *dB,
                    float *dC, long dbcs, float *partial) {
   BwdCtx x = {s, dy, du, ddelta, dAlog, dD, partial};
-  int G = s->d / 8;
-  pool_run(bwd_task, &x, G);
+  int w16 = use16(s->d), G = s->d / (w16 ? 16 : 8);
+  pool_run(w16 ? bwd_task_16 : bwd_task_8, &x, G);
   Red2 r = {partial, dB, dC, dbcs, s->N, G, (size_t)s->B * s->T};
   pool_for(red2, &r, s->B * s->T, 64);
 }
