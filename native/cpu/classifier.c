@@ -1,5 +1,5 @@
 /* lm_head + soft cap + weighted cross-entropy, fused with its backward (llm.c style): rows are done in
- * chunks of CLS_CHUNK so the full B*T x V logits never exist; dlogits overwrite the chunk's logits.
+ * chunks of cls_chunk(V) rows so the full B*T x V logits never exist; dlogits overwrite the chunk's logits.
  * With cap > 0: l = cap * tanh(raw / cap), dl/draw = 1 - (l/cap)^2. */
 #include <string.h>
 #include "common.h"
@@ -84,8 +84,9 @@ void classifier(nr_model *m, const float *xf, const int32_t *targets, const floa
   Config *c = &m->c;
   int V = c->V, C = c->C;
   const float *W = PW(m, m->lm_head);
-  for (int r0 = 0; r0 < BT; r0 += CLS_CHUNK) {
-    int rows = BT - r0 < CLS_CHUNK ? BT - r0 : CLS_CHUNK;
+  int CH = cls_chunk(V);
+  for (int r0 = 0; r0 < BT; r0 += CH) {
+    int rows = BT - r0 < CH ? BT - r0 : CH;
     float *L = logits_out ? logits_out + (size_t)r0 * V : m->a.logits;
     matmul_forward(L, V, xf + (size_t)r0 * C, C, W, rows, V, C, 0);
     RowCtx x = {L, targets, weights, m->a.lossrow, token_logprobs, r0, V, dxf != NULL, logits_out != NULL, c->softcap,

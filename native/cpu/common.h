@@ -212,7 +212,12 @@ void muon_update(float *p, const float *g, float *buf, int rows, int cols, float
 
 /* model.c */
 int acts_ensure(nr_model *m, int B, int T, int train);
-#define CLS_CHUNK 256
+/* classifier rows per chunk: about 16M logits, 128..2048 rows, a multiple of 64 */
+static inline int cls_chunk(int V) {
+  long r = (16L << 20) / (V > 0 ? V : 1);
+  r = r < 128 ? 128 : r > 2048 ? 2048 : r;
+  return (int)(r & ~63L);
+}
 void model_forward(nr_model *m, const int32_t *tok, int B, int T, nr_state *s);
 void model_backward(nr_model *m, const int32_t *tok, int B, int T);
 

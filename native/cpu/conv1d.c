@@ -62,27 +62,42 @@ static void bwd_dp(void *cx, int r0, int r1, int tid) {
   }
 }
 
-/* channel-range tasks: each owns dw, db and dx for its channels */
+/* channel-range tasks: each owns dw, db and dx for its channels. Weights and their gradient are
+ * handled transposed ([k][ch]) so that the inner loops run over contiguous channels. */
 static void bwd_ch(void *cx, int c0, int c1, int tid) {
   ConvCtx *c = cx;
-  int K = c->K, T = c->T, d = c->d;
+  int K = c->K, T = c->T, d = c->d, n = c1 - c0;
+  float *wT = pool_scratch(tid, 0, (size_t)2 * K * n + n), *dwT = wT + (size_t)K * n, *dbl = dwT + (size_t)K * n;
+  for (int k = 0; k < K; k++)
+    for (int j = 0; j < n; j++) {
+      wT[(size_t)k * n + j] = c->w[(size_t)(c0 + j) * K + k];
+      dwT[(size_t)k * n + j] = 0.0f;
+    }
+  for (int j = 0; j < n; j++) dbl[j] = 0.0f;
   for (int b = 0; b < c->B; b++)
     for (int t = 0; t < T; t++) {
       size_t row = (size_t)b * T + t;
-      const float *dp = c->dp + row * d;
-      float *dx = c->dxz + row * c->dxs;
-      for (int ch = c0; ch < c1; ch++) {
-        c->db[ch] += dp[ch];
-        float acc = 0.0f;
-        for (int k = 0; k < K; k++) {
-          int s = t - K + 1 + k;
-          if (s >= 0) c->dw[ch * K + k] += dp[ch] * c->xz[((size_t)b * T + s) * c->xs + ch];
-          int tt = t + K - 1 - k; /* dx_t gets w[k] * dp_{t+K-1-k} */
-          if (tt < T) acc += c->w[ch * K + k] * c->dp[((size_t)b * T + tt) * d + ch];
+      const float *dp = c->dp + row * d + c0;
+      float *dx = c->dxz + row * c->dxs + c0;
+      for (int j = 0; j < n; j++) dbl[j] += dp[j];
+      for (int j = 0; j < n; j++) dx[j] = 0.0f;
+      for (int k = 0; k < K; k++) {
+        int s = t - K + 1 + k;
+        if (s >= 0) {
+          const float *x = c->xz + ((size_t)b * T + s) * c->xs + c0;
+          float *dw = dwT + (size_t)k * n;
+          for (int j = 0; j < n; j++) dw[j] += dp[j] * x[j];
         }
-        dx[ch] = acc;
+        int tt = t + K - 1 - k; /* dx_t gets w[k] * dp_{t+K-1-k} */
+        if (tt < T) {
+          const float *dq = c->dp + ((size_t)b * T + tt) * d + c0, *w = wT + (size_t)k * n;
+          for (int j = 0; j < n; j++) dx[j] += w[j] * dq[j];
+        }
       }
     }
+  for (int k = 0; k < K; k++)
+    for (int j = 0; j < n; j++) c->dw[(size_t)(c0 + j) * K + k] += dwT[(size_t)k * n + j];
+  for (int j = 0; j < n; j++) c->db[c0 + j] += dbl[j];
 }
 
 void conv1d_backward(float *dxz, int dxs, float *dw, float *db, const float *du, const float *xz, int xs,

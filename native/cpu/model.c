@@ -254,7 +254,7 @@ static size_t carve(nr_model *m, float *base, int B, int T, int train) {
   }
   a->x = TAKE(BT * C); a->x0n = TAKE(BT * C); a->xf = TAKE(BT * C);
   a->rstd0 = TAKE(BT); a->rstdf = TAKE(BT); a->lossrow = TAKE(BT);
-  a->logits = TAKE((size_t)CLS_CHUNK * c->V); a->Abuf = TAKE(di * c->N + 16);
+  a->logits = TAKE((size_t)cls_chunk(c->V) * c->V); a->Abuf = TAKE(di * c->N + 16);
   if (train) {
     a->dx = TAKE(BT * C); a->dxn = TAKE(BT * C);
     a->db1 = TAKE(BT * MAX(MAX(F, (size_t)c->H * c->hd), 2 * di));
