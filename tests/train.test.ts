@@ -172,3 +172,25 @@ describe("training loop", () => {
     expect(Tokenizer.load(tokPath).vocabSize).toBe(400);
   });
 });
+
+describe("counterfactual augmentation", () => {
+  test("answers and the subject are rewritten consistently; every answer is still in the document", async () => {
+    const src = new RagSource(tok, world.questions.train, docs, null, null, null, { seqLen: 512, qaPerContext: 4, topK: 3, distractors: 0, abstainRate: 0, readTwice: true, multiHopRate: 0, seed: 0, augment: 1 });
+    let changed = 0, n = 0;
+    for (let p = 0; p < 20; p++) {
+      const conv = (await src.conversation(p, "gold"))!;
+      const d = (conv.messages.find((m) => m.role === "docs") as { docs: { id: string; title: string; text: string }[] }).docs[0]!;
+      const orig = docs.get(d.id)!;
+      if (d.title !== orig.title) changed++;
+      for (const m of conv.messages) {
+        if (m.role === "user") expect(m.content).toContain(d.title);
+        if (m.role === "assistant" && typeof m.content === "string" && !m.content.startsWith("The documents")) {
+          n++;
+          expect(d.text).toContain(m.content.replace(/ \[\d+\]\.$/, ""));
+        }
+      }
+    }
+    expect(changed).toBeGreaterThan(15);
+    expect(n).toBeGreaterThan(20);
+  });
+});

@@ -14,7 +14,7 @@ export default defineCommand({
     entities: { type: "string", description: "Entities in the world (default 1000)", valueHint: "N" },
     "vocab-size": { type: "string", description: "Tokenizer vocabulary, trained on the KB text (default 1024)", valueHint: "N" },
     "test-n": { type: "string", description: "Test questions per type in the table (default 100)", valueHint: "N" },
-    "no-refrag-stage": { type: "boolean", description: "Stop after RAG SFT" },
+    "skip-refrag": { type: "boolean", description: "Stop after RAG SFT" },
     config: { type: "string", description: "Named config or a .ts/.json file (default cpu_small)", valueHint: "NAME|FILE" },
     resume: { type: "boolean", description: "Continue each stage from its latest checkpoint" },
     wandb: { type: "string", description: "Also log to this Weights & Biases project", valueHint: "PROJECT" },
@@ -30,7 +30,7 @@ export default defineCommand({
       entities: intFlag("entities", args.entities, 1000, 20),
       vocabSize: intFlag("vocab-size", args["vocab-size"], 1024, 300),
       testN: intFlag("test-n", args["test-n"], 100),
-      refrag: !args["no-refrag-stage"],
+      refrag: !args["skip-refrag"],
       resume: Boolean(args.resume),
       wandb: args.wandb,
     });

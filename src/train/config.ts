@@ -71,6 +71,8 @@ export interface TrainConfig {
   curriculumFrac: number;
   /** question before and after the documents */
   readTwice: boolean;
+  /** share of contexts whose answers are rewritten to other values of the same relation, so reading beats memorising */
+  augment: number;
   /** share of multi-hop trajectories mixed into RAG SFT data */
   multiHopRate: number;
   /** language-model (pretraining) steps on KB text before RAG SFT (pipeline; `pretrain` uses `steps`) */
@@ -140,6 +142,7 @@ export const DEFAULTS: TrainConfig = {
   abstainRate: 0.1,
   curriculumFrac: 0.3,
   readTwice: true,
+  augment: 0.9,
   multiHopRate: 0,
   pretrainSteps: 0,
   maxHops: 3,
@@ -196,7 +199,7 @@ const INTS: (keyof TrainConfig)[] = [
   "pretrainSteps", "maxHops", "topKPerHop", "refragSteps", "rlSteps", "rlQuestions", "groupSize", "maxNewTokens",
 ];
 const POSITIVE: (keyof TrainConfig)[] = ["nEmbd", "nHead", "nKvHead", "seqLen", "deviceBatch", "gradAccum", "evalEvery", "saveEvery", "topK", "qaPerContext", "topKPerHop", "groupSize", "maxNewTokens"];
-const FRACTIONS: (keyof TrainConfig)[] = ["warmdownFrac", "finalLrFrac", "abstainRate", "curriculumFrac", "multiHopRate"];
+const FRACTIONS: (keyof TrainConfig)[] = ["augment", "warmdownFrac", "finalLrFrac", "abstainRate", "curriculumFrac", "multiHopRate"];
 
 /** Validates a whole config. */
 export function validate(c: TrainConfig): TrainConfig {

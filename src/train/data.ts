@@ -89,6 +89,8 @@ export interface RagSourceOptions {
   readTwice: boolean;
   multiHopRate: number;
   seed: number;
+  /** share of contexts whose answers are rewritten to other values of the same relation (counterfactual augmentation) */
+  augment?: number;
 }
 
 export type Phase = "gold" | "full";
@@ -99,6 +101,8 @@ export class RagSource {
   readonly bridges: QuestionRow[];
   private readonly multiHop: MultiHopTask | null;
   private readonly pool: RagDoc[];
+  /** answers by relation ("Where was {s} born?" -> every training answer to it) */
+  private readonly answersByRelation = new Map<string, string[]>();
   private perms = new Map<number, number[]>();
   constructor(
     readonly tok: TemplateTokenizer,
@@ -121,6 +125,17 @@ export class RagSource {
     this.bridges = questions.filter((q) => q.hops && q.hops.length > 0);
     this.multiHop = search && this.bridges.length ? new MultiHopTask(this.bridges, search, { retriever: retrieverName, topK: o.topK, cache: cache ?? undefined, docs, seed: o.seed, system: null }) : null;
     this.pool = [...docs.values()];
+    for (const g of this.groups) {
+      const title = docs.get(g.doc)?.title;
+      if (!title) continue;
+      for (const q of g.qs) {
+        if (!q.answerable) continue;
+        const key = relationKey(q.question, title);
+        if (!this.answersByRelation.has(key)) this.answersByRelation.set(key, []);
+        const list = this.answersByRelation.get(key)!;
+        if (!list.includes(q.answer)) list.push(q.answer);
+      }
+    }
     if (this.groups.length === 0 && !this.multiHop) throw new UserError("no questions to build RAG training examples from");
   }
 
@@ -145,9 +160,10 @@ export class RagSource {
     }
     const G = this.groups.length;
     const g = this.groups[this.perm(Math.floor(position / G), G, 1)[position % G]!]!;
-    const qs = shuffle([...g.qs], rand).slice(0, this.o.qaPerContext);
-    const gold = this.docs.get(g.doc);
+    let qs = shuffle([...g.qs], rand).slice(0, this.o.qaPerContext);
+    let gold = this.docs.get(g.doc);
     if (!gold) return null;
+    if ((this.o.augment ?? 0) > 0 && rand() < this.o.augment!) ({ gold, qs } = this.counterfactual(gold, qs, rand));
     let ctx: RagDoc[];
     if (phase === "gold" || !this.retrieve) ctx = [gold];
     else {
@@ -168,6 +184,47 @@ export class RagSource {
     return qaConversation(qs, ctx);
   }
 
+  /**
+   * Counterfactual augmentation: rewrites the gold document so that training entities' facts change
+   * from epoch to epoch and memorising them cannot help; only reading can. Each answer in the document
+   * becomes a fresh value of the same shape (a new pseudo-word for names, another number for numbers,
+   * another answer of the same relation for common nouns), and the subject gets a fresh name, so
+   * the model learns to copy arbitrary token strings (as it must for entities it never saw), not to
+   * pick among the values it knows.
+   */
+  counterfactual(gold: RagDoc, qs: QuestionRow[], rand: () => number): { gold: RagDoc; qs: QuestionRow[] } {
+    let text = gold.text;
+    let title = gold.title;
+    const out: QuestionRow[] = [];
+    const sub = (from: string, to: string) => {
+      const re = new RegExp(`(?<![\\p{L}\\p{N}])${escapeRe(from)}(?![\\p{L}\\p{N}])`, "gu");
+      if (!re.test(text)) return false;
+      text = text.replace(re, to);
+      return true;
+    };
+    for (const q of qs) {
+      if (!q.answerable) {
+        out.push(q);
+        continue;
+      }
+      const list = this.answersByRelation.get(relationKey(q.question, gold.title)) ?? [];
+      const alt = freshValue(q.answer, list, rand);
+      if (alt === q.answer || text.includes(alt) || !sub(q.answer, alt)) {
+        out.push(q);
+        continue;
+      }
+      out.push({ ...q, answer: alt });
+    }
+    // a fresh subject name, in the document, its title and the questions
+    const newTitle = freshValue(title, [], rand);
+    if (newTitle !== title && !text.includes(newTitle) && sub(title, newTitle)) {
+      const oldTitle = title;
+      title = newTitle;
+      return { gold: { ...gold, title, text }, qs: out.map((q) => ({ ...q, question: q.question.split(oldTitle).join(newTitle) })) };
+    }
+    return { gold: { ...gold, text }, qs: out };
+  }
+
   async example(position: number, phase: Phase): Promise<Example | null> {
     const conv = await this.conversation(position, phase);
     if (!conv) return null;
@@ -178,6 +235,58 @@ export class RagSource {
       throw e;
     }
   }
+}
+
+/** A question's relation: the question with the subject's name replaced by {s}. */
+export function relationKey(question: string, subject: string): string {
+  return question.split(subject).join("{s}");
+}
+
+const CONS = ["b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "gr", "th", "sh", "st", "tr"];
+const VOW = ["a", "e", "i", "o", "u", "ai", "ea", "ou", "y"];
+const CODA = ["", "", "", "n", "r", "s", "l", "x", "nd", "rk"];
+
+/** A pseudo-word of 2-3 syllables that no document contains (with high probability). */
+export function pseudoWord(rand: () => number): string {
+  const n = 2 + Math.floor(rand() * 2);
+  let w = "";
+  for (let i = 0; i < n; i++) w += CONS[Math.floor(rand() * CONS.length)]! + VOW[Math.floor(rand() * VOW.length)]!;
+  return w + CODA[Math.floor(rand() * CODA.length)]!;
+}
+
+/**
+ * A replacement of the same shape: numbers keep their digit grouping; capitalised words become new
+ * pseudo-words (common trailing words such as "Industries" stay); a lower-case answer becomes
+ * another answer of the same relation.
+ */
+export function freshValue(value: string, sameRelation: string[], rand: () => number): string {
+  if (/^\d[\d,]*$/.test(value)) {
+    const digits = value.replace(/,/g, "");
+    let n = "";
+    for (let i = 0; i < digits.length; i++) n += String(i === 0 ? 1 + Math.floor(rand() * 9) : Math.floor(rand() * 10));
+    if (/^(1[89]|20)\d\d$/.test(digits)) n = String(1800 + Math.floor(rand() * 220));
+    return value.includes(",") ? Number(n).toLocaleString("en-US") : n;
+  }
+  const words = value.split(" ");
+  if (words.some((w) => /^\p{Lu}/u.test(w))) {
+    return words
+      .map((w, i) => (/^\p{Lu}/u.test(w) && !(i > 0 && i === words.length - 1 && COMMON_TAIL.has(w)) ? cap(pseudoWord(rand)) : w))
+      .join(" ");
+  }
+  if (sameRelation.length > 1) {
+    for (let k = 0; k < 8; k++) {
+      const alt = sameRelation[Math.floor(rand() * sameRelation.length)]!;
+      if (alt !== value) return alt;
+    }
+  }
+  return value;
+}
+
+const COMMON_TAIL = new Set(["Industries", "Labs", "Corporation", "Systems", "Works", "Holdings", "Group", "Dynamics", "crown", "mark", "florin", "dinar", "real", "thaler", "ducat", "lira"]);
+const cap = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 /** user q1, docs, assistant a1, user q2, assistant a2, ... (no system prompt: it would cost tokens in every row). */

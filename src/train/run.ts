@@ -127,7 +127,7 @@ export async function runTrain(o: TrainOptions): Promise<TrainResult> {
   if (!tokenizerPath || !existsSync(tokenizerPath)) throw new UserError("--tokenizer FILE is required (or a --source checkpoint that names its tokenizer)");
   const tok = Tokenizer.load(tokenizerPath);
   const { search, docs: retrieve, cache } = kbSearch(o.kb, cfg.retriever);
-  const srcOpts = { seqLen: cfg.seqLen, qaPerContext: cfg.qaPerContext, topK: cfg.topK, distractors: cfg.distractors, abstainRate: cfg.abstainRate, readTwice: cfg.readTwice, multiHopRate: cfg.multiHopRate, seed: cfg.seed };
+  const srcOpts = { seqLen: cfg.seqLen, qaPerContext: cfg.qaPerContext, topK: cfg.topK, distractors: cfg.distractors, abstainRate: cfg.abstainRate, readTwice: cfg.readTwice, multiHopRate: cfg.multiHopRate, seed: cfg.seed, augment: cfg.augment };
   const wandb = new Wandb(o.wandb);
   await wandb.init(`${o.refrag ? "refrag" : "rag"}-${Date.now()}`, cfg as unknown as Record<string, unknown>);
   const meta = { tokenizer: tokenizerPath, kind: o.refrag ? "refrag" : "rag", retriever: cfg.retriever };
@@ -147,7 +147,7 @@ export async function runTrain(o: TrainOptions): Promise<TrainResult> {
     model = res?.model ?? sourceModel(o.source, cfg, tok.vocabSize).model;
     const refragCfg = o.refrag ? { ...cfg, multiHopRate: Math.max(cfg.multiHopRate, 0.5) } : cfg;
     const source = new RagSource(tok, o.ds.train, o.ds.docs, retrieve, search, cache, { ...srcOpts, multiHopRate: refragCfg.multiHopRate }, cfg.retriever);
-    const valSource = o.ds.val.length ? new RagSource(tok, o.ds.val, o.ds.docs, retrieve, search, cache, { ...srcOpts, multiHopRate: refragCfg.multiHopRate, seed: cfg.seed + 99 }, cfg.retriever) : null;
+    const valSource = o.ds.val.length ? new RagSource(tok, o.ds.val, o.ds.docs, retrieve, search, cache, { ...srcOpts, multiHopRate: refragCfg.multiHopRate, seed: cfg.seed + 99, augment: 0 }, cfg.retriever) : null;
     const valQs = o.refrag ? interleave(o.ds.val.filter((q) => q.type === "bridge"), valSingle) : valSingle;
     const r = await ragStage({ cfg: refragCfg, tok, outDir: stageDirs.sft, meta, wandb, resume: res?.state, stopAfter: o.stopAfter, quiet: o.quiet }, model, {
       stage: o.refrag ? "refrag-sft" : "rag",
