@@ -7,7 +7,7 @@ import { BUN, cli, PETS, ROOT, sha256, tempDir, writeJsonl } from "./helpers.ts"
 const dir = tempDir("nanorag-dense-cli-");
 const docs = writeJsonl(join(dir, "pets.jsonl"), PETS);
 const kb = join(dir, "pets.db");
-let server: Server;
+let server: Server<unknown>;
 
 /** The CLI, asynchronously (a server in this process must keep answering while it runs). */
 async function cliAsync(args: string[]) {

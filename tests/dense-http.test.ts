@@ -12,7 +12,7 @@ function embed(text: string): number[] {
   for (const w of text.toLowerCase().match(/[a-z]+/g) ?? []) v[Number(Bun.hash(w) % BigInt(DIM))] += 1;
   return v;
 }
-let server: Server;
+let server: Server<unknown>;
 let requests: { path: string; inputs: string[]; model: string; auth: string | null }[] = [];
 let failNext = 0;
 

@@ -32,7 +32,7 @@ const fixed = (name: string) =>
   });
 
 let kb: TestKb;
-let server: Server;
+let server: Server<unknown>;
 const rerankRequests: unknown[] = [];
 
 beforeAll(async () => {
