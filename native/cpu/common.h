@@ -208,7 +208,7 @@ void classifier(nr_model *m, const float *xf, const int32_t *targets, const floa
 void adamw_update(float *p, const float *g, float *mm, float *vv, size_t n, float lr, float b1, float b2,
                   float eps, float wd, float bc1, float bc2, float gscale);
 void muon_update(float *p, const float *g, float *buf, int rows, int cols, float lr, float mom, float wd,
-                 int ns_steps, float gscale);
+                 int ns_steps, float gscale, int tid);
 
 /* model.c */
 int acts_ensure(nr_model *m, int B, int T, int train);

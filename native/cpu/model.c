@@ -397,6 +397,21 @@ static void norm_task(void *c, int t, int tid) {
   x->part[t] = s;
 }
 
+typedef struct {
+  float *p, *g, *buf;
+  int rows, cols;
+} MuonJob;
+typedef struct {
+  MuonJob *jobs;
+  float lr, mom, wd, gs;
+  int ns;
+} MuonCtx;
+static void muon_task(void *c, int i, int tid) {
+  MuonCtx *x = c;
+  MuonJob *j = &x->jobs[i];
+  muon_update(j->p, j->g, j->buf, j->rows, j->cols, x->lr, x->mom, x->wd, x->ns, x->gs, tid);
+}
+
 int nr_optim_step(nr_model *m, const float *hp, int n_hp, float *out_norm) {
   if (n_hp != NR_HP_N) return nr_fail("optimizer: expected %d hyper-parameters, got %d", NR_HP_N, n_hp);
   for (int i = 0; i < NR_HP_N; i++)
@@ -420,6 +435,9 @@ int nr_optim_step(nr_model *m, const float *hp, int n_hp, float *out_norm) {
   float b1 = hp[NR_HP_BETA1], b2 = hp[NR_HP_BETA2];
   float bc1 = 1.0f - powf(b1, (float)m->opt_step), bc2 = 1.0f - powf(b2, (float)m->opt_step);
   int ns = (int)hp[NR_HP_NS_STEPS];
+  MuonJob *jobs = malloc(sizeof(MuonJob) * 2 * m->ntensors);
+  int njobs = 0;
+  size_t big = 0;
   for (int i = 0; i < m->ntensors; i++) {
     Tensor *t = &m->tensors[i];
     float *p = m->params + t->off, *g = m->grads + t->off, *mm = m->m + t->off, *vv = m->v + t->off;
@@ -439,12 +457,22 @@ int nr_optim_step(nr_model *m, const float *hp, int n_hp, float *out_norm) {
         int pr = rows / parts;
         for (int k = 0; k < parts; k++) {
           size_t o = (size_t)k * pr * cols;
-          muon_update(p + o, g + o, mm + o, pr, cols, hp[NR_HP_LR_MATRIX], hp[NR_HP_MUON_MOMENTUM],
-                      hp[NR_HP_MUON_WEIGHT_DECAY], ns, gs);
+          jobs[njobs++] = (MuonJob){p + o, g + o, mm + o, pr, cols};
+          if ((size_t)pr * cols > big) big = (size_t)pr * cols;
         }
       }
     }
   }
+  /* Muon: small matrices one per thread (each single-threaded, so results do not depend on the
+   * split); large ones one at a time with threaded GEMMs */
+  MuonCtx mc = {jobs, hp[NR_HP_LR_MATRIX], hp[NR_HP_MUON_MOMENTUM], hp[NR_HP_MUON_WEIGHT_DECAY], gs, ns};
+  if (big <= 512 * 512) {
+    pool_run(muon_task, &mc, njobs);
+  } else {
+    for (int i = 0; i < njobs; i++)
+      muon_update(jobs[i].p, jobs[i].g, jobs[i].buf, jobs[i].rows, jobs[i].cols, mc.lr, mc.mom, mc.wd, ns, gs, -1);
+  }
+  free(jobs);
   nr_zero_grad(m);
   return 0;
 }

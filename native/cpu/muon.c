@@ -5,12 +5,15 @@
 #include <string.h>
 #include "common.h"
 
+/* tid >= 0: single-threaded on that pool thread (scratch slot 1); tid < 0: threaded GEMMs */
 void muon_update(float *p, const float *g, float *buf, int rows, int cols, float lr, float mom, float wd, int ns_steps,
-                 float gscale) {
+                 float gscale, int tid) {
   size_t n = (size_t)rows * cols;
   int tr = rows > cols, mr = tr ? cols : rows, nc = tr ? rows : cols; /* X is mr x nc, mr <= nc */
-  float *X = malloc(n * sizeof(float)), *X2 = malloc(n * sizeof(float));
-  float *A = malloc((size_t)mr * mr * sizeof(float)), *B2 = malloc((size_t)mr * mr * sizeof(float));
+  float *X = tid >= 0 ? pool_scratch(tid, 1, 2 * n + 2 * (size_t)mr * mr) : malloc((2 * n + 2 * (size_t)mr * mr) * sizeof(float));
+  float *base = X, *X2 = X + n, *A = X2 + n, *B2 = A + (size_t)mr * mr;
+#define GEMM(ta, tb, M_, N_, K_, A_, lda, B_, ldb, C_, ldc, acc) \
+  (tid >= 0 ? sgemm_st(ta, tb, M_, N_, K_, A_, lda, B_, ldb, C_, ldc, acc, tid) : sgemm(ta, tb, M_, N_, K_, A_, lda, B_, ldb, C_, ldc, acc))
   double ss = 0;
   for (size_t i = 0; i < n; i++) {
     float gg = g[i] * gscale;
@@ -24,12 +27,12 @@ void muon_update(float *p, const float *g, float *buf, int rows, int cols, float
   for (size_t i = 0; i < n; i++) X[i] *= inv;
   const float a = 3.4445f, b = -4.7750f, c = 2.0315f;
   for (int it = 0; it < ns_steps; it++) {
-    sgemm(0, 1, mr, mr, nc, X, nc, X, nc, A, mr, 0);          /* A = X X^T */
-    sgemm(0, 0, mr, mr, mr, A, mr, A, mr, B2, mr, 0);         /* B2 = A A */
+    GEMM(0, 1, mr, mr, nc, X, nc, X, nc, A, mr, 0);           /* A = X X^T */
+    GEMM(0, 0, mr, mr, mr, A, mr, A, mr, B2, mr, 0);          /* B2 = A A */
     for (size_t i = 0; i < (size_t)mr * mr; i++) B2[i] = b * A[i] + c * B2[i];
     memcpy(X2, X, n * sizeof(float));
     for (size_t i = 0; i < n; i++) X2[i] *= a;
-    sgemm(0, 0, mr, nc, mr, B2, mr, X, nc, X2, nc, 1);        /* X2 = a X + B2 X */
+    GEMM(0, 0, mr, nc, mr, B2, mr, X, nc, X2, nc, 1);         /* X2 = a X + B2 X */
     float *t = X; X = X2; X2 = t;
   }
   float scale = lr * sqrtf(fmaxf(1.0f, (float)rows / (float)cols));
@@ -38,5 +41,6 @@ void muon_update(float *p, const float *g, float *buf, int rows, int cols, float
     float o = tr ? X[(i % cols) * rows + i / cols] : X[i];
     p[i] = p[i] * decay - scale * o;
   }
-  free(X); free(X2); free(A); free(B2);
+  if (tid < 0) free(base);
+#undef GEMM
 }
