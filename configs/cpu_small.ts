@@ -26,6 +26,7 @@ export default {
   curriculumFrac: 0.3,
   retriever: "bm25",
   refragSteps: 200,
+  useRewards: true,
   rlSteps: 20,
   rlQuestions: 4,
   groupSize: 4,

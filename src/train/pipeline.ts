@@ -16,7 +16,9 @@ import { loadPlugins } from "../retrieval/host.ts";
 import { formatQuality, type QualityTable } from "../eval/answers.ts";
 import type { TrainConfig } from "./config.ts";
 import { docText, loadDataset, trainingDocuments } from "./data.ts";
+import { loadCheckpoint, Sampler } from "../engine/index.ts";
 import { applyThreads, quality, runPretrain, runTrain, trainTokenizer } from "./run.ts";
+import { rollouts } from "./stages.ts";
 
 export interface PipelineOptions {
   cfg: TrainConfig;
@@ -35,6 +37,8 @@ export interface PipelineOptions {
 export interface PipelineResult {
   rag: QualityTable;
   refrag: QualityTable | null;
+  /** mean reward (greedy, test questions) after REFRAG SFT and after RL */
+  reward: { sft: number; rl: number } | null;
   seconds: Record<string, number>;
   tokensPerSecond: Record<string, number>;
   report: string;
@@ -94,11 +98,22 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
   lap("rag eval");
 
   let refragTable: QualityTable | null = null;
+  let rewardCmp: { sft: number; rl: number } | null = null;
   if (o.refrag) {
     const rr = await runTrain({ cfg, outDir: join(o.outDir, "refrag"), ds, kb, tokenizer: tokPath, source: join(o.outDir, "rag"), refrag: true, resume: o.resume, wandb: o.wandb, quiet: o.quiet });
     tokS.refrag = Math.round(Number(rr.results.sft?.last?.tok_s ?? 0));
     lap("refrag (sft + rl)");
     refragTable = await quality(rr.model, rr.tokenizer, testQs, rr.retrieve, cfg, ["closed", "rag", "refrag"], join(o.outDir, "quality-refrag.json"));
+    if (cfg.useRewards && cfg.rlSteps > 0) {
+      const greedy = { ...cfg, groupSize: 1 };
+      const mean = async (m: typeof rr.model) => {
+        const rs = await rollouts(m, rr.tokenizer, testQs, rr.retrieve, greedy, new Sampler(0), 0);
+        return Number((rs.reduce((a, r) => a + r.parts.total, 0) / rs.length).toFixed(4));
+      };
+      const sft = loadCheckpoint(join(o.outDir, "refrag", "sft", "checkpoints", "final"), { optimizer: false }).model;
+      rewardCmp = { sft: await mean(sft), rl: await mean(rr.model) };
+      sft.free();
+    }
     rr.model.free();
     lap("refrag eval");
   }
@@ -114,10 +129,11 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
     "## After RAG SFT",
     formatQuality(ragTable),
     ...(refragTable ? ["", "## After REFRAG (multi-hop SFT" + (cfg.useRewards ? " + RL" : "") + ")", formatQuality(refragTable)] : []),
+    ...(rewardCmp ? ["", `Mean reward on the test questions (greedy): after REFRAG SFT ${rewardCmp.sft}, after RL ${rewardCmp.rl}`] : []),
     "",
     `Stage seconds: ${JSON.stringify(seconds)}`,
     `Training tokens/s (last step): ${JSON.stringify(tokS)}; ${(f.train / 1e6).toFixed(2)} MFLOP per trained token (${JSON.stringify(mc)})`,
   ].join("\n");
   writeFileSync(join(o.outDir, "report.md"), `${report}\n`);
-  return { rag: ragTable, refrag: refragTable, seconds: { ...seconds, total: Number(total.toFixed(1)) }, tokensPerSecond: tokS, report };
+  return { rag: ragTable, refrag: refragTable, reward: rewardCmp, seconds: { ...seconds, total: Number(total.toFixed(1)) }, tokensPerSecond: tokS, report };
 }
