@@ -8,7 +8,15 @@ typedef struct {
   float *u, *dxz, *dw, *db, *dp;
   const float *xz, *w, *b, *prev, *du;
   int xs, dxs, B, T, d, K;
+  float *wT; /* K x d transposed weights */
 } ConvCtx;
+
+static float *transpose_w(const float *w, int d, int K) {
+  float *wT = pool_scratch(0, 0, (size_t)K * d);
+  for (int ch = 0; ch < d; ch++)
+    for (int k = 0; k < K; k++) wT[(size_t)k * d + ch] = w[(size_t)ch * K + k];
+  return wT;
+}
 
 static inline float xin(const ConvCtx *c, int b, int s, int ch) {
   if (s >= 0) return c->xz[((size_t)b * c->T + s) * c->xs + ch];
@@ -22,11 +30,12 @@ static void conv_row(const ConvCtx *c, int row, float *out) {
   for (int ch = 0; ch < d; ch++) out[ch] = c->b[ch];
   for (int k = 0; k < K; k++) {
     int s = t - K + 1 + k;
+    const float *w = c->wT + (size_t)k * d;
     if (s >= 0) {
       const float *x = c->xz + ((size_t)b * c->T + s) * c->xs;
-      for (int ch = 0; ch < d; ch++) out[ch] += c->w[ch * K + k] * x[ch];
+      for (int ch = 0; ch < d; ch++) out[ch] += w[ch] * x[ch];
     } else if (c->prev) {
-      for (int ch = 0; ch < d; ch++) out[ch] += c->w[ch * K + k] * xin(c, b, s, ch);
+      for (int ch = 0; ch < d; ch++) out[ch] += w[ch] * xin(c, b, s, ch);
     }
   }
 }
@@ -46,6 +55,7 @@ static void fwd(void *cx, int r0, int r1, int tid) {
 void conv1d_forward(float *u, const float *xz, int xs, const float *w, const float *b, const float *prev, int B, int T,
                     int d, int K) {
   ConvCtx c = {.u = u, .xz = xz, .w = w, .b = b, .prev = prev, .xs = xs, .B = B, .T = T, .d = d, .K = K};
+  c.wT = transpose_w(w, d, K);
   pool_for(fwd, &c, B * T, 32);
 }
 
@@ -104,6 +114,7 @@ void conv1d_backward(float *dxz, int dxs, float *dw, float *db, const float *du,
                              const float *w, const float *b, int B, int T, int d, int K, float *dp) {
   ConvCtx c = {.dxz = dxz, .dw = dw, .db = db, .dp = dp, .xz = xz, .w = w, .b = b, .du = du,
                .xs = xs, .dxs = dxs, .B = B, .T = T, .d = d, .K = K};
+  c.wT = transpose_w(w, d, K);
   pool_for(bwd_dp, &c, B * T, 32);
   /* each channel's sums run over (b, t) in order, whatever the chunking */
   pool_for(bwd_ch, &c, d, 32);
