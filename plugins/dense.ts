@@ -4,7 +4,7 @@
  * OpenAI-compatible /v1/embeddings endpoint); `--embedder` chooses at build time, and a query with a
  * different embedder than the KB was built with is refused.
  * Options (`--opt key=value`): mode=exact|quantized (binary prefilter + float re-score),
- * oversample=N (quantized candidates = top-k x N, default 10), embedder=SPEC (checked against the KB).
+ * oversample=N (quantized candidates = top-k x N, default 20), embedder=SPEC (checked against the KB).
  */
 import { doctor, indexChunks, reindexAll, removeChunks, search } from "../src/dense/index.ts";
 import { definePlugin } from "../src/plugin-api.ts";

@@ -188,6 +188,9 @@ export async function reindexAll(ctx: PluginContext, chunks: Chunk[]): Promise<v
   if (chunks.length) await build(ctx, chunks, spec);
 }
 
+/** Quantized-mode candidates per result: recall@10 vs exact 0.954 on NFCorpus lsa vectors (0.916 at 10). */
+export const DEFAULT_OVERSAMPLE = 20;
+
 export interface DenseSearchOptions {
   mode: "exact" | "quantized";
   oversample: number;
@@ -197,7 +200,7 @@ export function searchOptions(opts: SearchOptions): DenseSearchOptions {
   const o = opts.options ?? {};
   const mode = (o.mode ?? "exact") as string;
   if (mode !== "exact" && mode !== "quantized") throw new UserError(`dense: mode=${mode} is not one of exact, quantized`);
-  const oversample = Number(o.oversample ?? 10);
+  const oversample = Number(o.oversample ?? DEFAULT_OVERSAMPLE);
   if (!(oversample >= 1)) throw new UserError(`dense: oversample=${o.oversample} must be a number >= 1`);
   return { mode, oversample };
 }
