@@ -150,8 +150,9 @@ static void pack_b(float *dst, int tb, const float *B, int ldb, int k0, int kc, 
   }
 }
 
-void sgemm_st(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-              float *C, int ldc, int acc, int tid) {
+/* prepacked: B already packed for every (j0, k0) block in loop order (see prepack_b), or NULL */
+static void sgemm_core(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                       float *C, int ldc, int acc, int tid, const float *prepacked) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     if (!acc)
@@ -162,12 +163,18 @@ void sgemm_st(int ta, int tb, int M, int N, int K, const float *A, int lda, cons
   float *pa = pool_scratch(tid, 2, (size_t)MAXMR * KC);
   float *pb = pool_scratch(tid, 3, (size_t)KC * ((NC + MAXNR - 1) / MAXNR * MAXNR));
   long rs = ta ? 1 : lda, ks = ta ? lda : 1;
+  size_t boff = 0;
   for (int j0 = 0; j0 < N; j0 += NC) {
     int nc = N - j0 < NC ? N - j0 : NC;
     for (int k0 = 0; k0 < K; k0 += KC) {
       int kc = K - k0 < KC ? K - k0 : KC;
       int ac = acc || k0 > 0;
-      pack_b(pb, tb, B, ldb, k0, kc, j0, nc);
+      if (prepacked) {
+        pb = (float *)prepacked + boff;
+        boff += (size_t)kc * ((nc + NR - 1) / NR * NR);
+      } else {
+        pack_b(pb, tb, B, ldb, k0, kc, j0, nc);
+      }
       for (int i0 = 0; i0 < M; i0 += MC) {
         int mc = M - i0 < MC ? M - i0 : MC;
         for (int jp = 0; jp < nc; jp += NR) {
@@ -191,10 +198,50 @@ void sgemm_st(int ta, int tb, int M, int N, int K, const float *A, int lda, cons
   }
 }
 
+void sgemm_st(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+              float *C, int ldc, int acc, int tid) {
+  sgemm_core(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc, tid, NULL);
+}
+
+/* ---- B packed once for all row slabs (threaded path) ---- */
+static float *g_packed;
+static size_t g_packed_n;
+
+typedef struct {
+  int tb, N, K, ldb, nkb;
+  const float *B;
+  float *dst;
+} PackCtx;
+
+static void prepack_task(void *c, int t, int tid) {
+  PackCtx *p = c;
+  int jb = t / p->nkb, kb = t % p->nkb, j0 = jb * NC, k0 = kb * KC;
+  int nc = p->N - j0 < NC ? p->N - j0 : NC, kc = p->K - k0 < KC ? p->K - k0 : KC;
+  size_t ncpad_full = (size_t)NC, off = (size_t)jb * ncpad_full * p->K; /* earlier j blocks are full */
+  size_t ncpad = (size_t)(nc + NR - 1) / NR * NR;
+  off += ncpad * (size_t)k0;
+  pack_b(p->dst + off, p->tb, p->B, p->ldb, k0, kc, j0, nc);
+}
+
+static const float *prepack_b(int tb, int N, int K, const float *B, int ldb) {
+  size_t need = (size_t)K * ((N + NR - 1) / NR * NR);
+  if (need > g_packed_n) {
+    free(g_packed);
+    g_packed = aligned_alloc(64, (need * 4 + 63) / 64 * 64);
+    g_packed_n = g_packed ? need : 0;
+    if (!g_packed) return NULL;
+  }
+  int nkb = (K + KC - 1) / KC, njb = (N + NC - 1) / NC;
+  PackCtx p = {tb, N, K, ldb, nkb, B, g_packed};
+  pool_run(prepack_task, &p, nkb * njb);
+  return g_packed;
+}
+
 typedef struct {
   int ta, tb, M, N, K, lda, ldb, ldc, acc, split_m, chunk;
   const float *A, *B;
   float *C;
+  const float *packed;
 } GemmCtx;
 
 static void gemm_task(void *c, int t, int tid) {
@@ -204,8 +251,8 @@ static void gemm_task(void *c, int t, int tid) {
     int e = b + g->chunk > g->M ? g->M : b + g->chunk;
     if (b >= e) return;
     const float *A = g->ta ? g->A + b : g->A + (size_t)b * g->lda;
-    sgemm_st(g->ta, g->tb, e - b, g->N, g->K, A, g->lda, g->B, g->ldb, g->C + (size_t)b * g->ldc, g->ldc, g->acc,
-             tid);
+    sgemm_core(g->ta, g->tb, e - b, g->N, g->K, A, g->lda, g->B, g->ldb, g->C + (size_t)b * g->ldc, g->ldc, g->acc,
+               tid, g->packed);
   } else {
     int e = b + g->chunk > g->N ? g->N : b + g->chunk;
     if (b >= e) return;
@@ -223,13 +270,18 @@ void sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const f
     sgemm_st(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc, 0);
     return;
   }
-  GemmCtx g = {ta, tb, M, N, K, lda, ldb, ldc, acc, 0, 0, A, B, C};
+  GemmCtx g = {ta, tb, M, N, K, lda, ldb, ldc, acc, 0, 0, A, B, C, NULL};
   /* split the larger side into slabs; a few per thread for balance on big problems */
-  int parts = flops > 5e7 ? nt * 2 : nt;
+  /* Several slabs per thread, claimed dynamically: when a thread is descheduled (a busy machine) the
+   * others take its share instead of waiting for it. Slabs of at least ~2 MFLOP keep B repacking cheap. */
+  int parts = nt * 6;
+  double minpart = 2e6;
+  if (flops / parts < minpart) parts = (int)(flops / minpart) > nt ? (int)(flops / minpart) : nt;
   if (M >= N) {
     g.split_m = 1;
     g.chunk = ((M + parts - 1) / parts + MR - 1) / MR * MR;
-    if (M >= MC * parts) g.chunk = (g.chunk + MC - 1) / MC * MC;
+    if (g.chunk >= MC) g.chunk = (g.chunk + MC - 1) / MC * MC;
+    if ((M + g.chunk - 1) / g.chunk > 1 && (size_t)K * N <= ((size_t)16 << 20)) g.packed = prepack_b(tb, N, K, B, ldb);
     pool_run(gemm_task, &g, (M + g.chunk - 1) / g.chunk);
   } else {
     g.chunk = ((N + parts - 1) / parts + NR - 1) / NR * NR;
