@@ -1,7 +1,7 @@
 /**
  * The CPU main job's model (docs/training.md, ../shared/reference/learning_to_read.md): a small hybrid
- * (one attention layer, one Mamba layer... see blockPattern), d_model 128, short packed rows, dense
- * supervision (several questions per set of documents) and a gold-only curriculum first.
+ * (attention, Mamba, attention), d_model 128, short packed rows, dense supervision (several questions
+ * per set of documents), a gold-only curriculum first, and counterfactual augmentation.
  */
 import type { TrainConfig } from "../src/train/config.ts";
 
@@ -11,8 +11,10 @@ export default {
   nHead: 4,
   nKvHead: 4,
   seqLen: 256,
+  threads: 2,
   deviceBatch: 8,
   gradAccum: 1,
+  pretrainSteps: 300,
   steps: 1500,
   warmupSteps: 20,
   warmdownFrac: 0.3,

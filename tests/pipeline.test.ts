@@ -35,8 +35,13 @@ describe("nanorag pipeline (tiny)", () => {
     const badV = cli([...base, "--steps", "x"]);
     expect(badV.code).toBe(2);
     expect(badV.stderr).toContain("--steps must be a number");
-    const ok = cli([...base, "--out", join(dir, "t1"), "--steps", "3", "--eval-split", "val", "--eval-n", "3", "--json"]);
+    const ok = cli([...base, "--out", join(dir, "t1"), "--steps", "3", "--eval-split", "val", "--eval-n", "3", "--json", "--wandb", "proj"], { env: { WANDB_API_KEY: "" } });
     expect(ok.code).toBe(0);
+    expect(ok.stderr).toContain("no WANDB_API_KEY");
+    const offline = cli([...base, "--out", join(dir, "t0"), "--steps", "2", "--eval-split", "none", "--wandb", "proj"], { env: { WANDB_API_KEY: "k", WANDB_BASE_URL: "http://127.0.0.1:9" } });
+    expect(offline.code).toBe(0);
+    expect(offline.stderr).toContain("W&B is not reachable");
+    expect(existsSync(join(dir, "t0", "metrics.jsonl"))).toBe(true);
     const j = JSON.parse(ok.stdout);
     expect(j.config.steps).toBe(3);
     expect(j.quality.modes.rag.all.n).toBe(3);

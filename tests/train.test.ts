@@ -137,6 +137,18 @@ describe("policy-gradient batches", () => {
     // row 0: targets at j=2,3 (tokens 4, 5) carry +1; row 1 carries -1; everything else 0
     expect([...w.slice(0, 16)].map((x) => Math.round(x * 1e4) / 1e4)).toEqual([0, 0, 1, 1, ...new Array(12).fill(0)]);
     expect([...w.slice(16, 32)].map((x) => Math.round(x * 1e4) / 1e4)).toEqual([0, 0, -1, -1, ...new Array(12).fill(0)]);
+    // KL penalty: weight = advantage - klCoef * (log p - log p_ref); against itself the log-ratio is 0
+    const same = policyBatches(model, model, [mk(1), mk(0)], { ...cfg, klCoef: 0.5 }, 0);
+    expect(same.kl).toBe(0);
+    expect([...same.micro[0]!.weights]).toEqual([...w]);
+    const other = newModel({ ...cfg, seed: 9 }, tok.vocabSize);
+    const kl = policyBatches(model, other, [mk(1), mk(0)], { ...cfg, klCoef: 0.5 }, 0);
+    const b = kl.micro[0]!;
+    const lp = model.eval(b.tokens, b.targets, b.B, b.T, { tokenLogprobs: true }).logprobs!;
+    const lq = other.eval(b.tokens, b.targets, b.B, b.T, { tokenLogprobs: true }).logprobs!;
+    expect(b.weights[2]!).toBeCloseTo(w[2]! - 0.5 * (lp[2]! - lq[2]!), 4);
+    expect(b.weights[0]!).toBe(0);
+    other.free();
     model.free();
   });
 });

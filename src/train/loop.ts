@@ -177,7 +177,8 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
     st.cursor = batch.cursor;
     ran++;
     tokensRun += toks;
-    const loss = weightSum !== 0 ? lossSum / weightSum : Number.NaN;
+    // SFT: the weighted mean NLL; with an explicit gradScale (RL), the objective itself: gradScale * sum_i w_i NLL_i
+    const loss = batch.gradScale !== undefined ? lossSum * batch.gradScale : weightSum !== 0 ? lossSum / weightSum : Number.NaN;
     losses.push(loss);
     const dt = (performance.now() - stepStart) / 1000;
     const elapsed = (performance.now() - t0) / 1000;
