@@ -22,8 +22,10 @@ export default {
   evalQuestions: 30,
   saveEvery: 250,
   qaPerContext: 4,
-  topK: 3,
-  distractors: 2,
+  // two documents per context keep rows (and test prompts) within 256 tokens, the length trained on
+  topK: 2,
+  distractors: 0,
+  topKPerHop: 2,
   abstainRate: 0.1,
   curriculumFrac: 0.3,
   retriever: "bm25",

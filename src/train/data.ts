@@ -225,16 +225,47 @@ export class RagSource {
     return { gold: { ...gold, text }, qs: out };
   }
 
+  /**
+   * The rendered example at `position`. Documents are never truncated (a cut document could no longer
+   * support its answer, which would teach the model to make answers up): uncited documents may be
+   * dropped, and when that is not enough, question-answer turns are removed from the end. Turns beyond
+   * the second go first, so that the documents (distractors included) stay.
+   */
   async example(position: number, phase: Phase): Promise<Example | null> {
     const conv = await this.conversation(position, phase);
     if (!conv) return null;
-    try {
-      return render(this.tok, conv, { maxTokens: this.o.seqLen + 1, readTwice: this.o.readTwice });
-    } catch (e) {
-      if (e instanceof BudgetError) return null;
-      throw e;
+    let messages = spaceAnswers(conv).messages;
+    const turns = () => messages.filter((m) => m.role === "user").length;
+    while (turns() > 2 && render(this.tok, { messages }, { readTwice: this.o.readTwice }).ids.length > this.o.seqLen + 1) {
+      messages = messages.slice(0, messages.findLastIndex((m) => m.role === "user"));
+    }
+    for (;;) {
+      try {
+        return render(this.tok, { messages }, { maxTokens: this.o.seqLen + 1, readTwice: this.o.readTwice, minDocTokens: 1 << 30 });
+      } catch (e) {
+        if (!(e instanceof BudgetError)) throw e;
+        const lastUser = messages.findLastIndex((m) => m.role === "user");
+        if (lastUser <= 0) return null;
+        messages = messages.slice(0, lastUser);
+      }
     }
   }
+}
+
+/**
+ * Assistant text starts with a space: then an answer copied from a document ("... was born in
+ * Kalomi") is the same tokens as in the document (" Kalomi"), not a different split of "Kalomi" at
+ * the start of the turn. Queries likewise. Generation strips the space again.
+ */
+export function spaceAnswers(conv: Conversation): Conversation {
+  const sp = (t: string) => (t.startsWith(" ") ? t : ` ${t}`);
+  return {
+    messages: conv.messages.map((m) => {
+      if (m.role !== "assistant") return m;
+      if (typeof m.content === "string") return { ...m, content: sp(m.content) };
+      return { ...m, content: m.content.map((p) => (p.type === "docs" ? p : { ...p, text: sp(p.text) })) };
+    }),
+  };
 }
 
 /** A question's relation: the question with the subject's name replaced by {s}. */
