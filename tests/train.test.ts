@@ -206,3 +206,28 @@ describe("counterfactual augmentation", () => {
     expect(n).toBeGreaterThan(20);
   });
 });
+
+describe("training examples stay answerable and copyable", () => {
+  test("documents are never truncated, and an answer's tokens appear verbatim in its document", async () => {
+    const src = new RagSource(tok, world.questions.train, docs, async () => [...docs.values()].slice(0, 3), null, null, { seqLen: 160, qaPerContext: 4, topK: 3, distractors: 2, abstainRate: 0, readTwice: true, multiHopRate: 0, seed: 0, augment: 0 });
+    const AS = tok.specialId("<|assistant_start|>"), AE = tok.specialId("<|assistant_end|>"), DE = tok.specialId("<|docs_end|>");
+    let copied = 0;
+    for (const phase of ["gold", "full"] as const) {
+      for (let p = 0; p < 20; p++) {
+        const r = (await src.example(p, phase)) as unknown as { ids: number[]; docs: { truncated: boolean }[] } | null;
+        if (!r) continue;
+        for (const d of r.docs) expect(d.truncated).toBe(false);
+        const docEnd = r.ids.indexOf(DE);
+        const ctx = r.ids.slice(0, docEnd).join(",");
+        for (let i = r.ids.indexOf(AS); i >= 0; i = r.ids.indexOf(AS, i + 1)) {
+          const ans = tok.decode(r.ids.slice(i + 1, r.ids.indexOf(AE, i))).replace(/ \[\d+\]\.$/, "");
+          if (ans.includes("documents do not say")) continue;
+          expect(ans.startsWith(" ")).toBe(true);
+          expect(`,${ctx},`).toContain(`,${tok.encode(ans).join(",")},`);
+          copied++;
+        }
+      }
+    }
+    expect(copied).toBeGreaterThan(10);
+  });
+});
