@@ -92,7 +92,7 @@ export class Model {
     const pat = Buffer.from(`${cfg.block_pattern}\0`);
     const h = native().nr_model_new(ints, ints.length, floats, floats.length, pat, seed);
     if (!h) throw new UserError(`model config: ${lastError()}`);
-    return new Model(cfg, h);
+    return new Model(cfg, h as Pointer);
   }
 
   get handle(): Pointer {
@@ -111,21 +111,21 @@ export class Model {
 
   /** Zero-copy view of the flat parameter buffer (writes go straight to the engine). */
   get params(): Float32Array {
-    this.#params ??= this.#view(native().nr_model_params(this.handle));
+    this.#params ??= this.#view(native().nr_model_params(this.handle) as Pointer | null);
     return this.#params;
   }
   get grads(): Float32Array {
-    this.#grads ??= this.#view(native().nr_model_grads(this.handle));
+    this.#grads ??= this.#view(native().nr_model_grads(this.handle) as Pointer | null);
     return this.#grads;
   }
   /** AdamW exp_avg / Muon momentum buffer (flat, same layout as params) */
   get optM(): Float32Array {
-    this.#m ??= this.#view(native().nr_model_opt_m(this.handle));
+    this.#m ??= this.#view(native().nr_model_opt_m(this.handle) as Pointer | null);
     return this.#m;
   }
   /** AdamW exp_avg_sq (zero for Muon tensors) */
   get optV(): Float32Array {
-    this.#v ??= this.#view(native().nr_model_opt_v(this.handle));
+    this.#v ??= this.#view(native().nr_model_opt_v(this.handle) as Pointer | null);
     return this.#v;
   }
   get optStep(): number {
@@ -257,7 +257,7 @@ export class Model {
   newState(B: number, maxLen: number): InferenceState {
     const h = native().nr_state_new(this.handle, B, maxLen);
     if (!h) throw new UserError(`inference state: ${lastError()}`);
-    return new InferenceState(this, h, B);
+    return new InferenceState(this, h as Pointer, B);
   }
 
   free(): void {
