@@ -11,7 +11,7 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { flopsPerToken, Model, setThreads } from "../src/engine/index.ts";
+import { engineInfo, flopsPerToken, Model, setThreads } from "../src/engine/index.ts";
 import { native } from "../src/engine/ffi.ts";
 import { compareGrads, runPeer, torchAvailable, writePeerDir } from "../src/engine/torchpeer.ts";
 
@@ -39,7 +39,7 @@ const f1 = (x: number) => x.toFixed(1);
 const fk = (x: number) => (x >= 1000 ? `${(x / 1000).toFixed(1)}k` : x.toFixed(0));
 const mb = (b: number) => `${(b / 1048576).toFixed(1)} MB`;
 
-out(`Engine benchmark: ${THREADS} threads, load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")} at start`);
+out(`Engine benchmark (${engineInfo()}): ${THREADS} threads, load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")} at start`);
 
 // ---- 1. GEMM vs numpy ----
 {

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UserError } from "../src/errors.ts";
-import { loadCheckpoint, Model, Sampler, saveCheckpoint, setThreads } from "../src/engine/index.ts";
+import { engineInfo, loadCheckpoint, Model, Sampler, saveCheckpoint, setThreads } from "../src/engine/index.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "nanorag-engine-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -43,6 +43,10 @@ function perturb(m: Model, seed: number, scale = 0.3) {
     for (let i = t.offset; i < t.offset + t.numel; i++) p[i] += s * gauss(r);
   }
 }
+
+test("engine info names the kernels and threads", () => {
+  expect(engineInfo()).toMatch(/^nanorag \d+\.\d+\.\d+ cpu (avx512|avx2) threads=\d+$/);
+});
 
 describe("config", () => {
   test("malformed configs are refused with the field named", () => {

@@ -2,6 +2,7 @@
  * with GCC vector extensions (AVX2+FMA under -march=x86-64-v3), threaded by splitting C into row or
  * column slabs. Every C element is summed in the same k order whatever the split, so results do not
  * depend on the thread count. Linear-layer forward/backward helpers sit at the bottom. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "common.h"
@@ -306,4 +307,11 @@ void matmul_backward_dw(float *dW, const float *dout, int lddo, const float *inp
 void nr_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
               int acc) {
   sgemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc);
+}
+
+const char *nr_engine_info(void) {
+  static char buf[64];
+  pick_isa();
+  snprintf(buf, sizeof buf, "cpu %s threads=%d", g_isa ? "avx512" : "avx2", pool_size());
+  return buf;
 }

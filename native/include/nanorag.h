@@ -18,6 +18,8 @@
 
 const char *nr_version(void);
 const char *nr_last_error(void);
+/* "cpu avx512" or "cpu avx2" (the GEMM/scan kernels in use), then the thread count. */
+const char *nr_engine_info(void);
 
 /* Threads: n >= 1; returns the number in use. */
 int nr_set_threads(int n);

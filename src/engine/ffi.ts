@@ -9,6 +9,7 @@ import { UserError } from "../errors.ts";
 const symbols = {
   nr_version: { args: [], returns: "cstring" },
   nr_last_error: { args: [], returns: "cstring" },
+  nr_engine_info: { args: [], returns: "cstring" },
   nr_set_threads: { args: ["i32"], returns: "i32" },
   nr_get_threads: { args: [], returns: "i32" },
   nr_model_new: { args: ["ptr", "i32", "ptr", "i32", "ptr", "u32"], returns: "ptr" },
@@ -78,4 +79,10 @@ export function setThreads(n: number): number {
 
 export function getThreads(): number {
   return native().nr_get_threads();
+}
+
+/** "nanorag 0.2.0 cpu avx512 threads=2": version, kernels in use, thread count. */
+export function engineInfo(): string {
+  const L = native();
+  return `nanorag ${L.nr_version()} ${L.nr_engine_info()}`;
 }
