@@ -24,5 +24,10 @@ describe("the compiled binary", () => {
     const plugin = cli(["kb", "search", "--kb", "kb.db", "-r", "wordcount", "--json", "loyal wolves"], { bin, cwd: dir, env });
     expect(plugin.code).toBe(0);
     expect(JSON.parse(plugin.stdout).hits[0]).toMatchObject({ docId: "dogs", score: 2 });
+    // The embedded native library: prepare data and train a tokenizer with it.
+    expect(cli(["prepare", "--mode", "example", "--out", "ex"], { bin, cwd: dir, env }).code).toBe(0);
+    const tok = cli(["tokenizer", "train", "--input", "ex/documents.jsonl", "--vocab-size", "300", "--out", "tok.json", "--json"], { bin, cwd: dir, env });
+    expect(tok.code).toBe(0);
+    expect(JSON.parse(tok.stdout)).toMatchObject({ vocabSize: 300 });
   });
 });
