@@ -1,8 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BUN, cli, PETS, ROOT, tempDir, writeJsonl } from "./helpers.ts";
-import { WORD_COUNT_PLUGIN } from "./plugins.test.ts";
+import { BUN, cli, PETS, ROOT, tempDir, WORD_COUNT_PLUGIN, writeJsonl } from "./helpers.ts";
 
 describe("the compiled binary", () => {
   test("runs kb build + kb search and a drop-in plugin from an empty folder, with no node_modules in reach", () => {

@@ -39,3 +39,20 @@ export const PETS = [
   { id: "rust", title: "Rust", content: "Rust is a systems programming language focused on memory safety without garbage collection.", source: "web", metadata: { topic: "code" } },
   { id: "mamba", title: "Mamba", content: "Mamba is a selective state space model; it scans sequences in linear time.", source: "paper", metadata: { topic: "ml" } },
 ];
+
+/** A user's retriever: ranks chunks by how many query words they contain, via the host's tokenizer. */
+export const WORD_COUNT_PLUGIN = `import { definePlugin, rankHits, tokenize, type Hit } from "nanorag";
+import Fuse from "fuse.js";
+
+export default definePlugin({
+  name: "wordcount",
+  description: "counts query words",
+  search(ctx, query, opts) {
+    if (typeof Fuse !== "function") throw new Error("fuse.js not lent by the host");
+    const words = new Set(tokenize(query));
+    const rows = ctx.db.query("SELECT c.id, c.doc_id, c.text, d.title FROM chunks c JOIN documents d ON d.id = c.doc_id").all() as any[];
+    const hits: Hit[] = rows.map((r) => ({ chunkId: r.id, docId: r.doc_id, title: r.title, text: r.text, score: tokenize(r.text).filter((w) => words.has(w)).length }));
+    return rankHits(hits).slice(0, opts.topK);
+  },
+});
+`;

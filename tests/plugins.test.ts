@@ -1,24 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BUN, cli, PETS, ROOT, tempDir, writeJsonl } from "./helpers.ts";
-
-/** A user's retriever: ranks chunks by how many query words they contain, via the host's tokenizer. */
-export const WORD_COUNT_PLUGIN = `import { definePlugin, rankHits, tokenize, type Hit } from "nanorag";
-import Fuse from "fuse.js";
-
-export default definePlugin({
-  name: "wordcount",
-  description: "counts query words",
-  search(ctx, query, opts) {
-    if (typeof Fuse !== "function") throw new Error("fuse.js not lent by the host");
-    const words = new Set(tokenize(query));
-    const rows = ctx.db.query("SELECT c.id, c.doc_id, c.text, d.title FROM chunks c JOIN documents d ON d.id = c.doc_id").all() as any[];
-    const hits: Hit[] = rows.map((r) => ({ chunkId: r.id, docId: r.doc_id, title: r.title, text: r.text, score: tokenize(r.text).filter((w) => words.has(w)).length }));
-    return rankHits(hits).slice(0, opts.topK);
-  },
-});
-`;
+import { BUN, cli, PETS, ROOT, tempDir, WORD_COUNT_PLUGIN, writeJsonl } from "./helpers.ts";
 
 function kbWithPets() {
   const dir = tempDir();
