@@ -269,7 +269,7 @@ export function buildConfig(named: Partial<TrainConfig>, overrides: Partial<Trai
 export function configArgs(): Record<string, { type: "string" | "boolean"; description: string; valueHint?: string }> {
   const out: Record<string, { type: "string" | "boolean"; description: string; valueHint?: string }> = {};
   for (const k of KEYS) {
-    const d = `config ${k} (default ${JSON.stringify(DEFAULTS[k])})`;
+    const d = `config key ${k} (built-in default ${JSON.stringify(DEFAULTS[k])}; --config may set another)`;
     out[kebab(k)] = typeof DEFAULTS[k] === "boolean" ? { type: "boolean", description: d } : { type: "string", description: d, valueHint: typeof DEFAULTS[k] === "string" ? "S" : "N" };
   }
   return out;
