@@ -155,8 +155,10 @@ describe("gradients vs finite differences", () => {
     ["TT", {}],
     ["MM", {}],
     ["TMT", { mamba_use_mlp: true, mamba_d_state: 8 }],
+    // d_inner 24: the 8-channel scan (16-channel on AVX-512 needs d_inner % 16 == 0), d_conv 3
+    ["MT", { n_embd: 12, n_head: 2, n_kv_head: 1, mamba_d_conv: 3 }],
   ] as [string, Record<string, unknown>][]) {
-    test(`pattern ${pat}: every parameter tensor`, () => {
+    test(`pattern ${pat} ${JSON.stringify(extra)}: every parameter tensor`, () => {
       const rep = gradCheck(pat, extra);
       // float32 forward: the loss carries ~1e-6 absolute noise, so a difference quotient is good to
       // about ATOL absolute; above that floor the relative error must stay under RTOL.
