@@ -40,6 +40,77 @@ typedef struct {
   float *dq, *dk, *dv;
 } AttnCtx;
 
+/* Inference / eval: online softmax over key tiles of KT (flash-attention style), key tile outer and
+ * query blocks inner, so each K/V tile is packed once and the score tile stays in cache however long
+ * the context is; nothing is kept for backward. m and l are the running row max and sum. */
+#define KT 256
+static void flash_head(const AttnArgs *a, const float *q, const float *k, const float *v, float *o, float scale,
+                       int tid) {
+  int hd = a->hd, Tq = a->Tq, Tk = a->Tk;
+  size_t kp = sgemm_packed_size(KT, hd), vp = sgemm_packed_size(hd, KT);
+  float *S = pool_scratch(tid, 0, (size_t)QB * KT + kp + vp + 2 * (size_t)Tq);
+  float *pk = S + (size_t)QB * KT, *pv = pk + kp, *mrow = pv + vp, *lrow = mrow + Tq;
+  for (int r = 0; r < Tq; r++) {
+    mrow[r] = -INFINITY;
+    lrow[r] = 0.0f;
+    for (int j = 0; j < hd; j++) o[(size_t)r * a->os + j] = 0.0f;
+  }
+  int kend = a->pos0 + Tq < Tk ? a->pos0 + Tq : Tk;
+  for (int k0 = 0; k0 < kend; k0 += KT) {
+    int kn = kend - k0 < KT ? kend - k0 : KT;
+    sgemm_pack_b(pk, 1, kn, hd, k + (size_t)k0 * a->ks, a->ks);  /* K tile as op(B) = K^T: hd x kn */
+    sgemm_pack_b(pv, 0, hd, kn, v + (size_t)k0 * a->ks, a->ks);  /* V tile: kn x hd */
+    int first = k0 - a->pos0; /* the first query row that sees key k0 */
+    if (first < 0) first = 0;
+    for (int i0 = first / QB * QB; i0 < Tq; i0 += QB) {
+      int rows = Tq - i0 < QB ? Tq - i0 : QB;
+      sgemm_st_packed(0, rows, kn, hd, q + (size_t)i0 * a->qs, a->qs, pk, S, KT, 0, tid);
+      for (int r = 0; r < rows; r++) {
+        float *srow = S + (size_t)r * KT;
+        int gr = i0 + r, lim = a->pos0 + gr + 1 - k0; /* visible keys in this tile: [0, lim) */
+        if (lim > kn) lim = kn;
+        if (lim <= 0) {
+          for (int j = 0; j < kn; j++) srow[j] = 0.0f;
+          continue;
+        }
+        int j = 0;
+        v8 vmx = v8_set1(-INFINITY);
+        for (; j + 8 <= lim; j += 8) {
+          v8 x = *(v8 *)(srow + j);
+          vmx = v8_sel(x > vmx, x, vmx);
+        }
+        float mx = -INFINITY;
+        for (int i = 0; i < 8; i++) mx = vmx[i] > mx ? vmx[i] : mx;
+        for (; j < lim; j++) mx = srow[j] > mx ? srow[j] : mx;
+        mx *= scale;
+        float mnew = mx > mrow[gr] ? mx : mrow[gr];
+        float corr = mrow[gr] == -INFINITY ? 0.0f : expf(mrow[gr] - mnew);
+        v8 vs = v8_set1(scale), vm = v8_set1(mnew), acc = v8_set1(0.0f);
+        for (j = 0; j + 8 <= lim; j += 8) {
+          v8 e = v8_exp(*(v8 *)(srow + j) * vs - vm);
+          *(v8 *)(srow + j) = e;
+          acc += e;
+        }
+        float sum = v8_sum(acc);
+        for (; j < lim; j++) {
+          srow[j] = expf(srow[j] * scale - mnew);
+          sum += srow[j];
+        }
+        for (j = lim; j < kn; j++) srow[j] = 0.0f;
+        lrow[gr] = lrow[gr] * corr + sum;
+        mrow[gr] = mnew;
+        if (corr != 1.0f)
+          for (int c = 0; c < hd; c++) o[(size_t)gr * a->os + c] *= corr;
+      }
+      sgemm_st_packed(0, rows, hd, kn, S, KT, pv, o + (size_t)i0 * a->os, a->os, 1, tid);
+    }
+  }
+  for (int r = 0; r < Tq; r++) {
+    float inv = 1.0f / lrow[r];
+    for (int c = 0; c < hd; c++) o[(size_t)r * a->os + c] *= inv;
+  }
+}
+
 static void fwd_task(void *c, int task, int tid) {
   const AttnArgs *a = ((AttnCtx *)c)->a;
   int b = task / a->H, h = task % a->H, kvh = h / (a->H / a->Hkv), hd = a->hd;
@@ -48,24 +119,18 @@ static void fwd_task(void *c, int task, int tid) {
   const float *v = a->v + b * a->kbs + kvh * hd;
   float *o = a->out + b * a->obs + h * hd;
   float scale = 1.0f / sqrtf((float)hd);
-  for (int i0 = 0; i0 < a->Tq; i0 += QB) {
+  if (!a->P) {
+    flash_head(a, q, k, v, o, scale, tid);
+    return;
+  }
+  for (int i0 = 0; i0 < a->Tq; i0 += QB) { /* training: keep the probabilities for backward */
     int rows = a->Tq - i0 < QB ? a->Tq - i0 : QB;
     int kmax = a->pos0 + i0 + rows;
     if (kmax > a->Tk) kmax = a->Tk;
-    float *S;
-    int ld, zero_to;
-    if (a->P) {
-      S = a->P + (((size_t)b * a->H + h) * a->Tq + i0) * a->Tk;
-      ld = a->Tk;
-      zero_to = a->Tk;
-    } else {
-      S = pool_scratch(tid, 0, (size_t)QB * a->Tk);
-      ld = kmax;
-      zero_to = kmax;
-    }
-    sgemm_st(0, 1, rows, kmax, hd, q + i0 * a->qs, a->qs, k, a->ks, S, ld, 0, tid);
-    softmax_rows(S, ld, rows, i0, a->pos0, kmax, zero_to, scale);
-    sgemm_st(0, 0, rows, hd, kmax, S, ld, v, a->ks, o + i0 * a->os, a->os, 0, tid);
+    float *S = a->P + (((size_t)b * a->H + h) * a->Tq + i0) * a->Tk;
+    sgemm_st(0, 1, rows, kmax, hd, q + i0 * a->qs, a->qs, k, a->ks, S, a->Tk, 0, tid);
+    softmax_rows(S, a->Tk, rows, i0, a->pos0, kmax, a->Tk, scale);
+    sgemm_st(0, 0, rows, hd, kmax, S, a->Tk, v, a->ks, o + i0 * a->os, a->os, 0, tid);
   }
 }
 

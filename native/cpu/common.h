@@ -95,6 +95,11 @@ void sgemm_st(int ta, int tb, int M, int N, int K, const float *A, int lda, cons
               float *C, int ldc, int acc, int tid);
 void sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
            float *C, int ldc, int acc);
+/* Pack op(B) (K x N) once, then run several products against it (single-threaded). */
+size_t sgemm_packed_size(int N, int K);
+void sgemm_pack_b(float *dst, int tb, int N, int K, const float *B, int ldb);
+void sgemm_st_packed(int ta, int M, int N, int K, const float *A, int lda, const float *packed, float *C, int ldc,
+                     int acc, int tid);
 /* Linear layer helpers (y = x W^T, W: N x K). */
 void matmul_forward(float *out, int ldo, const float *inp, int ldi, const float *W, int M, int N, int K, int acc);
 void matmul_backward_dx(float *dinp, int lddi, const float *dout, int lddo, const float *W, int M, int N, int K, int acc);

@@ -204,6 +204,28 @@ void sgemm_st(int ta, int tb, int M, int N, int K, const float *A, int lda, cons
   sgemm_core(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc, tid, NULL);
 }
 
+/* ---- packed-B API for callers that reuse one B across many products (attention tiles) ---- */
+size_t sgemm_packed_size(int N, int K) {
+  pick_isa();
+  return (size_t)K * ((N + MAXNR - 1) / MAXNR * MAXNR) + MAXNR;
+}
+void sgemm_pack_b(float *dst, int tb, int N, int K, const float *B, int ldb) {
+  pick_isa();
+  size_t off = 0;
+  for (int j0 = 0; j0 < N; j0 += NC) {
+    int nc = N - j0 < NC ? N - j0 : NC;
+    for (int k0 = 0; k0 < K; k0 += KC) {
+      int kc = K - k0 < KC ? K - k0 : KC;
+      pack_b(dst + off, tb, B, ldb, k0, kc, j0, nc);
+      off += (size_t)kc * ((nc + NR - 1) / NR * NR);
+    }
+  }
+}
+void sgemm_st_packed(int ta, int M, int N, int K, const float *A, int lda, const float *packed, float *C, int ldc,
+                     int acc, int tid) {
+  sgemm_core(ta, 0, M, N, K, A, lda, NULL, 0, C, ldc, acc, tid, packed);
+}
+
 /* ---- B packed once for all row slabs (threaded path) ---- */
 static float *g_packed;
 static size_t g_packed_n;
