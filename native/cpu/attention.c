@@ -123,12 +123,17 @@ static void fwd_task(void *c, int task, int tid) {
     flash_head(a, q, k, v, o, scale, tid);
     return;
   }
-  for (int i0 = 0; i0 < a->Tq; i0 += QB) { /* training: keep the probabilities for backward */
+  /* training: keep the probabilities for backward. K^T is packed once per head; each query block
+   * uses a prefix of its panels (valid while hd fits one k-block of the GEMM, hd <= 256). */
+  float *pk = hd <= 256 ? pool_scratch(tid, 1, sgemm_packed_size(a->Tk, hd)) : NULL;
+  if (pk) sgemm_pack_b(pk, 1, a->Tk, hd, k, a->ks);
+  for (int i0 = 0; i0 < a->Tq; i0 += QB) {
     int rows = a->Tq - i0 < QB ? a->Tq - i0 : QB;
     int kmax = a->pos0 + i0 + rows;
     if (kmax > a->Tk) kmax = a->Tk;
     float *S = a->P + (((size_t)b * a->H + h) * a->Tq + i0) * a->Tk;
-    sgemm_st(0, 1, rows, kmax, hd, q + i0 * a->qs, a->qs, k, a->ks, S, a->Tk, 0, tid);
+    if (pk) sgemm_st_packed(0, rows, kmax, hd, q + i0 * a->qs, a->qs, pk, S, a->Tk, 0, tid);
+    else sgemm_st(0, 1, rows, kmax, hd, q + i0 * a->qs, a->qs, k, a->ks, S, a->Tk, 0, tid);
     softmax_rows(S, a->Tk, rows, i0, a->pos0, kmax, a->Tk, scale);
     sgemm_st(0, 0, rows, hd, kmax, S, a->Tk, v, a->ks, o + i0 * a->os, a->os, 0, tid);
   }
@@ -149,6 +154,9 @@ static void bwd_task(void *c, int task, int tid) {
   const float *v = a->v + b * a->kbs + kvh * hd;
   float *dk = x->dk + b * a->kbs + kvh * hd;
   float *dv = x->dv + b * a->kbs + kvh * hd;
+  /* V^T packed once for the group (dP = dO V^T for every query block uses a prefix of it) */
+  float *pvt = hd <= 256 ? pool_scratch(tid, 1, sgemm_packed_size(a->Tk, hd)) : NULL;
+  if (pvt) sgemm_pack_b(pvt, 1, a->Tk, hd, v, a->ks);
   for (int h = kvh * g; h < (kvh + 1) * g; h++) {
     const float *q = a->q + b * a->qbs + h * hd;
     float *dq = x->dq + b * a->qbs + h * hd;
@@ -160,7 +168,8 @@ static void bwd_task(void *c, int task, int tid) {
       const float *P = a->P + (((size_t)b * a->H + h) * a->Tq + i0) * a->Tk;
       int ld = a->Tk;
       float *dP = pool_scratch(tid, 0, (size_t)QB * kmax);
-      sgemm_st(0, 1, rows, kmax, hd, dO + i0 * a->os, a->os, v, a->ks, dP, kmax, 0, tid);
+      if (pvt) sgemm_st_packed(0, rows, kmax, hd, dO + i0 * a->os, a->os, pvt, dP, kmax, 0, tid);
+      else sgemm_st(0, 1, rows, kmax, hd, dO + i0 * a->os, a->os, v, a->ks, dP, kmax, 0, tid);
       sgemm_st(1, 0, kmax, hd, rows, P, ld, dO + i0 * a->os, a->os, dv, a->ks, 1, tid);
       for (int r = 0; r < rows; r++) {
         const float *p = P + (size_t)r * ld;
