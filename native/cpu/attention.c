@@ -13,9 +13,7 @@ static void softmax_rows(float *S, int ld, int rows, int i0, int pos0, int kmax,
     float *s = S + (size_t)r * ld;
     int lim = pos0 + i0 + r + 1; /* visible keys: [0, lim) */
     if (lim > kmax) lim = kmax;
-    float mx = -INFINITY;
-    for (int j = 0; j < lim; j++) mx = s[j] > mx ? s[j] : mx;
-    mx *= scale;
+    float mx = vmax_f(s, lim) * scale;
     double sum = 0;
     int j = 0;
     v8 vs = v8_set1(scale), vm = v8_set1(mx);
@@ -73,16 +71,8 @@ static void flash_head(const AttnArgs *a, const float *q, const float *k, const 
           for (int j = 0; j < kn; j++) srow[j] = 0.0f;
           continue;
         }
-        int j = 0;
-        v8 vmx = v8_set1(-INFINITY);
-        for (; j + 8 <= lim; j += 8) {
-          v8 x = *(v8 *)(srow + j);
-          vmx = v8_sel(x > vmx, x, vmx);
-        }
-        float mx = -INFINITY;
-        for (int i = 0; i < 8; i++) mx = vmx[i] > mx ? vmx[i] : mx;
-        for (; j < lim; j++) mx = srow[j] > mx ? srow[j] : mx;
-        mx *= scale;
+        int j;
+        float mx = vmax_f(srow, lim) * scale;
         float mnew = mx > mrow[gr] ? mx : mrow[gr];
         float corr = mrow[gr] == -INFINITY ? 0.0f : expf(mrow[gr] - mnew);
         v8 vs = v8_set1(scale), vm = v8_set1(mnew), acc = v8_set1(0.0f);

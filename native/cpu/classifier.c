@@ -39,8 +39,7 @@ static void rows_task(void *c, int i0, int i1, int tid) {
       if (x->grad) memset(l, 0, V * sizeof(float));
       continue;
     }
-    float mx = -INFINITY;
-    for (int j = 0; j < V; j++) mx = l[j] > mx ? l[j] : mx;
+    float mx = vmax_f(l, V);
     float lt = l[t];
     float *e = pool_scratch(tid, 1, V);
     v8 vm = v8_set1(mx), acc = v8_set1(0.0f);

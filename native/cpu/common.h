@@ -66,6 +66,21 @@ static inline v8 v8_log(v8 u) {
   p = p * s2 + v8_set1(1.0f);
   return __builtin_convertvector(e, v8) * v8_set1(0.693147180559945f) + v8_set1(2.0f) * s * p;
 }
+/* max of x[0..n) (n >= 1) */
+static inline float vmax_f(const float *x, int n) {
+  int j = 0;
+  float mx = -INFINITY;
+  if (n >= 8) {
+    v8 m = *(const v8 *)x;
+    for (j = 8; j + 8 <= n; j += 8) {
+      v8 y = *(const v8 *)(x + j);
+      m = v8_sel(y > m, y, m);
+    }
+    for (int i = 0; i < 8; i++) mx = m[i] > mx ? m[i] : mx;
+  }
+  for (; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+  return mx;
+}
 static inline v8 v8_sigmoid(v8 x) { return v8_set1(1.0f) / (v8_set1(1.0f) + v8_exp(-x)); }
 /* softplus with torch's threshold 20; log1p(y) = log(u) - ((u - 1) - y) / u with u = 1 + y */
 static inline v8 v8_softplus(v8 r) {
