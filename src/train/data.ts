@@ -273,16 +273,18 @@ export function relationKey(question: string, subject: string): string {
   return question.split(subject).join("{s}");
 }
 
-const CONS = ["b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "gr", "th", "sh", "st", "tr"];
-const VOW = ["a", "e", "i", "o", "u", "ai", "ea", "ou", "y"];
-const CODA = ["", "", "", "n", "r", "s", "l", "x", "nd", "rk"];
+/**
+ * Syllables of the synthetic world's names (src/data/synthetic.ts), so fresh names split into tokens
+ * the way real entity names of held-out worlds do.
+ */
+const SYL = ["ka", "lo", "mi", "ran", "tor", "vel", "sa", "qui", "den", "bro", "ma", "fel", "or", "tan", "zu", "nel", "ar", "is", "el", "um", "dra", "ven", "sol", "ga", "rith", "mor", "pa", "lis", "ko", "bel", "ther", "an", "dor", "vi", "nus", "cal", "te", "ro", "shi", "wen", "ix", "ha", "jor", "pe", "lun", "fa", "gri", "do", "sen", "yo"];
 
-/** A pseudo-word of 2-3 syllables that no document contains (with high probability). */
+/** A fresh name-like word of 2-3 syllables. */
 export function pseudoWord(rand: () => number): string {
   const n = 2 + Math.floor(rand() * 2);
   let w = "";
-  for (let i = 0; i < n; i++) w += CONS[Math.floor(rand() * CONS.length)]! + VOW[Math.floor(rand() * VOW.length)]!;
-  return w + CODA[Math.floor(rand() * CODA.length)]!;
+  for (let i = 0; i < n; i++) w += SYL[Math.floor(rand() * SYL.length)]!;
+  return w;
 }
 
 /**
