@@ -26,9 +26,20 @@ void muon_update(float *p, const float *g, float *buf, int rows, int cols, float
   float inv = (float)(1.0 / (sqrt(ss) + 1e-7));
   for (size_t i = 0; i < n; i++) X[i] *= inv;
   const float a = 3.4445f, b = -4.7750f, c = 2.0315f;
+  /* Dst (mr x mr) = Src Src^T, symmetric: only the lower block triangle is multiplied (row blocks of 64
+   * against the rows above them), then mirrored; same sums in the same order as the full product. */
+#define SYMGRAM(Src, n_, Dst)                                                                            \
+  do {                                                                                                  \
+    for (int i0 = 0; i0 < mr; i0 += 64) {                                                               \
+      int rr = mr - i0 < 64 ? mr - i0 : 64;                                                             \
+      GEMM(0, 1, rr, i0 + rr, n_, Src + (size_t)i0 * (n_), n_, Src, n_, Dst + (size_t)i0 * mr, mr, 0); \
+    }                                                                                                   \
+    for (int r = 0; r < mr; r++)                                                                        \
+      for (int c2 = r + 1; c2 < mr; c2++) Dst[(size_t)r * mr + c2] = Dst[(size_t)c2 * mr + r];          \
+  } while (0)
   for (int it = 0; it < ns_steps; it++) {
-    GEMM(0, 1, mr, mr, nc, X, nc, X, nc, A, mr, 0);           /* A = X X^T */
-    GEMM(0, 0, mr, mr, mr, A, mr, A, mr, B2, mr, 0);          /* B2 = A A */
+    SYMGRAM(X, nc, A);                                        /* A = X X^T */
+    SYMGRAM(A, mr, B2);                                       /* B2 = A A = A A^T (A symmetric) */
     for (size_t i = 0; i < (size_t)mr * mr; i++) B2[i] = b * A[i] + c * B2[i];
     memcpy(X2, X, n * sizeof(float));
     for (size_t i = 0; i < n; i++) X2[i] *= a;
@@ -43,4 +54,5 @@ void muon_update(float *p, const float *g, float *buf, int rows, int cols, float
   }
   if (tid < 0) free(base);
 #undef GEMM
+#undef SYMGRAM
 }
