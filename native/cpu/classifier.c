@@ -1,6 +1,7 @@
 /* lm_head + soft cap + weighted cross-entropy, fused with its backward (llm.c style): rows are done in
  * chunks of cls_chunk(V) rows so the full B*T x V logits never exist; dlogits overwrite the chunk's logits.
  * With cap > 0: l = cap * tanh(raw / cap), dl/draw = 1 - (l/cap)^2. */
+#include <stdlib.h>
 #include <string.h>
 #include "common.h"
 
@@ -78,8 +79,9 @@ static void rows_task(void *c, int i0, int i1, int tid) {
   }
 }
 
-void classifier(nr_model *m, const float *xf, const int32_t *targets, const float *weights, int BT, float grad_scale,
-                float *dxf, double *out, float *token_logprobs, float *logits_out) {
+/* the chunked lm_head + loss over `BT` rows; lossrow gets CE per row */
+static void classifier_rows(nr_model *m, const float *xf, const int32_t *targets, const float *weights, int BT,
+                            float grad_scale, float *dxf, float *lossrow, float *token_logprobs, float *logits_out) {
   Config *c = &m->c;
   int V = c->V, C = c->C;
   const float *W = PW(m, m->lm_head);
@@ -88,7 +90,7 @@ void classifier(nr_model *m, const float *xf, const int32_t *targets, const floa
     int rows = BT - r0 < CH ? BT - r0 : CH;
     float *L = logits_out ? logits_out + (size_t)r0 * V : m->a.logits;
     matmul_forward(L, V, xf + (size_t)r0 * C, C, W, rows, V, C, 0);
-    RowCtx x = {L, targets, weights, m->a.lossrow, token_logprobs, r0, V, dxf != NULL, logits_out != NULL, c->softcap,
+    RowCtx x = {L, targets, weights, lossrow, token_logprobs, r0, V, dxf != NULL, logits_out != NULL, c->softcap,
                 grad_scale};
     pool_for(rows_task, &x, rows, 4);
     if (dxf) {
@@ -96,12 +98,62 @@ void classifier(nr_model *m, const float *xf, const int32_t *targets, const floa
       matmul_backward_dx(dxf + (size_t)r0 * C, C, L, V, W, rows, V, C, 0);
     }
   }
-  if (out && !logits_out) {
+}
+
+/* Rows that cannot contribute (target -1, or weight 0 when training) are dropped before the lm_head:
+ * with SFT masks most tokens carry no loss, and the vocabulary projection is the largest matmul. */
+static float *g_cbuf;
+static size_t g_ccap;
+
+void classifier(nr_model *m, const float *xf, const int32_t *targets, const float *weights, int BT, float grad_scale,
+                float *dxf, double *out, float *token_logprobs, float *logits_out) {
+  if (logits_out || !targets) {
+    classifier_rows(m, xf, targets, weights, BT, grad_scale, dxf, m->a.lossrow, token_logprobs, logits_out);
+    return;
+  }
+  int C = m->c.C;
+  int32_t *idx = malloc(sizeof(int32_t) * (size_t)BT);
+  int nv = 0;
+  for (int r = 0; r < BT; r++)
+    if (targets[r] >= 0 && (!dxf || !weights || weights[r] != 0.0f)) idx[nv++] = r;
+  if (nv == BT) {
+    classifier_rows(m, xf, targets, weights, BT, grad_scale, dxf, m->a.lossrow, token_logprobs, NULL);
+  } else {
+    /* compact: xc (nv x C) | dxc (nv x C) | lc (nv) | tlc (nv) | wc (nv) ; tc as int after */
+    size_t need = (size_t)nv * C * 2 + (size_t)nv * 4 + 64;
+    if (need > g_ccap) {
+      free(g_cbuf);
+      g_cbuf = aligned_alloc(64, (need * 4 + 63) / 64 * 64);
+      g_ccap = need;
+    }
+    float *xc = g_cbuf, *dxc = xc + (size_t)nv * C, *lc = dxc + (size_t)nv * C, *tlc = lc + nv, *wc = tlc + nv;
+    int32_t *tc = (int32_t *)(wc + nv);
+    for (int i = 0; i < nv; i++) {
+      int r = idx[i];
+      memcpy(xc + (size_t)i * C, xf + (size_t)r * C, C * sizeof(float));
+      tc[i] = targets[r];
+      wc[i] = weights ? weights[r] : 1.0f;
+    }
+    if (nv > 0)
+      classifier_rows(m, xc, tc, wc, nv, grad_scale, dxf ? dxc : NULL, lc, token_logprobs ? tlc : NULL, NULL);
+    for (int r = 0; r < BT; r++) m->a.lossrow[r] = 0.0f;
+    for (int i = 0; i < nv; i++) m->a.lossrow[idx[i]] = lc[i];
+    if (token_logprobs) {
+      for (int r = 0; r < BT; r++) token_logprobs[r] = 0.0f;
+      for (int i = 0; i < nv; i++) token_logprobs[idx[i]] = tlc[i];
+    }
+    if (dxf) {
+      memset(dxf, 0, (size_t)BT * C * sizeof(float));
+      for (int i = 0; i < nv; i++) memcpy(dxf + (size_t)idx[i] * C, dxc + (size_t)i * C, C * sizeof(float));
+    }
+  }
+  free(idx);
+  if (out) {
     double s = 0, ws = 0;
     for (int r = 0; r < BT; r++) {
       if (targets[r] < 0) continue;
       double w = weights ? weights[r] : 1.0;
-      s += w * m->a.lossrow[r];
+      if (w != 0) s += w * m->a.lossrow[r];
       ws += w;
     }
     out[0] = s;
