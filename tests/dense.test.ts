@@ -240,7 +240,7 @@ describe("vector store", () => {
     store.create();
     store.insert([...vecs.keys()], [...vecs.values()]);
     expect(store.count()).toBe(400);
-    expect(store.count("dense_bits")).toBe(400);
+    expect(store.count("dense_sign")).toBe(400);
     const q = vecs.get(7)!.map((x, i) => x + (i % 3 === 0 ? 0.1 : -0.05));
     const brute = (allowed?: Set<number>) =>
       [...vecs]
@@ -260,7 +260,7 @@ describe("vector store", () => {
     expect(ids(store.quantized(qn, 3, 400, small))).toEqual(ids(brute(small).slice(0, 3)));
     store.delete([7]);
     expect(store.count()).toBe(399);
-    expect(store.count("dense_bits")).toBe(399);
+    expect(store.count("dense_sign")).toBe(399);
     expect(store.exact(qn, 10).some((n) => n.id === 7)).toBe(false);
     db.close();
   });
