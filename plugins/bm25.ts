@@ -3,11 +3,7 @@ import { analyzeEnglish, definePlugin, InvertedIndex, rankHits, scoreTerms, term
 /** Pyserini's defaults, which BEIR baselines use (Lucene's own are 1.2 / 0.75). */
 export const BM25_DEFAULTS = { k1: 0.9, b: 0.4 };
 
-const index = new InvertedIndex("bm25", analyzeEnglish, (tf) => {
-  let n = 0;
-  for (const c of tf.values()) n += c;
-  return n;
-});
+const index = new InvertedIndex("bm25", analyzeEnglish, (freqs) => freqs.reduce((a, f) => a + f, 0));
 
 function params(ctx: PluginContext) {
   const k1 = Number(ctx.getMeta("bm25.k1") ?? BM25_DEFAULTS.k1);

@@ -108,12 +108,12 @@ declare module "nanorag" {
   export class InvertedIndex {
       readonly name: string;
       readonly analyze: (text: string) => string[];
-      /** The number kept per chunk, computed from its term counts. */
-      readonly chunkStat: (tf: Map<string, number>) => number;
+      /** The number kept per chunk, computed from the frequencies of its distinct terms. */
+      readonly chunkStat: (termFreqs: number[]) => number;
       private cache;
       constructor(name: string, analyze: (text: string) => string[], 
-      /** The number kept per chunk, computed from its term counts. */
-      chunkStat: (tf: Map<string, number>) => number);
+      /** The number kept per chunk, computed from the frequencies of its distinct terms. */
+      chunkStat: (termFreqs: number[]) => number);
       private get postingsTable();
       private get statsTable();
       private ensureTables;

@@ -4,11 +4,7 @@ const analyze = (text: string) => tokenize(text).filter((t) => !STOPWORDS.has(t)
 const logTf = (tf: number) => 1 + Math.log(tf);
 
 /** Chunk vectors use log term frequency with cosine normalisation (SMART "lnc"), so their norms never depend on the collection. */
-const index = new InvertedIndex("simple", analyze, (tf) => {
-  let sq = 0;
-  for (const c of tf.values()) sq += logTf(c) ** 2;
-  return Math.sqrt(sq);
-});
+const index = new InvertedIndex("simple", analyze, (freqs) => Math.sqrt(freqs.reduce((a, f) => a + logTf(f) ** 2, 0)));
 
 /** TF-IDF cosine similarity (SMART lnc.ltc): unstemmed Unicode words, no length prior beyond the cosine. */
 export default definePlugin({

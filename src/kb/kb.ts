@@ -142,9 +142,7 @@ export class Kb {
       "INSERT INTO documents (id, title, content, source, metadata, hash, added_at) VALUES (?, ?, ?, ?, ?, ?, ?) " +
         "ON CONFLICT(id) DO UPDATE SET title = excluded.title, content = excluded.content, source = excluded.source, metadata = excluded.metadata, hash = excluded.hash, added_at = excluded.added_at",
     );
-    const insertChunk = db.query<{ id: number }, [string, number, string, number, number]>(
-      "INSERT INTO chunks (doc_id, ordinal, text, start, end) VALUES (?, ?, ?, ?, ?) RETURNING id",
-    );
+    const insertChunk = db.query("INSERT INTO chunks (id, doc_id, ordinal, text, start, end) VALUES (?, ?, ?, ?, ?, ?)");
     db.run("BEGIN IMMEDIATE");
     try {
       const stale: string[] = [];
@@ -172,6 +170,8 @@ export class Kb {
       await this.dropChunks(stale, indexers);
       for (const id of removeIds) db.query("DELETE FROM documents WHERE id = ?").run(id);
       const now = new Date().toISOString();
+      // Ids are assigned here (one past the largest) so inserts need no RETURNING round trip.
+      let nextId = db.query<{ next: number }, []>("SELECT coalesce(max(id), 0) + 1 AS next FROM chunks").get()!.next;
       const bar = fresh.length >= 2000 ? progress("indexing", fresh.length, "docs") : undefined;
       const batch: Chunk[] = [];
       const flush = async () => {
@@ -183,10 +183,12 @@ export class Kb {
         const d = fresh[i]!;
         insertDoc.run(d.id, d.title, d.content, d.source, JSON.stringify(d.metadata), hashes[i]!, now);
         for (const span of chunkText(d.content, size, overlap)) {
-          const { id } = insertChunk.get(d.id, span.ordinal, span.text, span.start, span.end)!;
+          const id = nextId++;
+          insertChunk.run(id, d.id, span.ordinal, span.text, span.start, span.end);
           batch.push({ id, docId: d.id, ordinal: span.ordinal, title: d.title, text: span.text });
         }
-        if (batch.length >= 20000) await flush();
+        // Indexers merge each batch into postings they already hold, so fewer, larger batches are cheaper.
+        if (batch.length >= 100_000) await flush();
         bar?.tick(i + 1);
       }
       await flush();

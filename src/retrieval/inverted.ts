@@ -32,8 +32,8 @@ export class InvertedIndex {
   constructor(
     readonly name: string,
     readonly analyze: (text: string) => string[],
-    /** The number kept per chunk, computed from its term counts. */
-    readonly chunkStat: (tf: Map<string, number>) => number,
+    /** The number kept per chunk, computed from the frequencies of its distinct terms. */
+    readonly chunkStat: (termFreqs: number[]) => number,
   ) {}
 
   private get postingsTable() {
@@ -78,32 +78,42 @@ export class InvertedIndex {
     this.ensureTables(db);
     const stats = this.readStatsForWrite(db);
     const wasEmpty = stats.n === 0;
-    // Terms are interned to slots so each (term, chunk) pair costs one Map lookup.
+    // Terms get dense slots so each token costs one Map lookup; counts live in a plain array that is
+    // reset through the list of slots a chunk touched.
     const slots = new Map<string, number>();
     const ids: number[][] = [];
     const tfs: number[][] = [];
+    const counts: number[] = [];
+    const touched: number[] = [];
+    const freqs: number[] = [];
     const perChunk = new Map<number, number>();
-    const tf = new Map<string, number>();
     let maxId = stats.perChunk.length - 1;
     for (const c of chunks) {
       const tokens = this.analyze(this.chunkText(c));
-      tf.clear();
-      for (const t of tokens) tf.set(t, (tf.get(t) ?? 0) + 1);
-      perChunk.set(c.id, this.chunkStat(tf));
+      touched.length = 0;
+      for (const t of tokens) {
+        let slot = slots.get(t);
+        if (slot === undefined) {
+          slot = ids.length;
+          slots.set(t, slot);
+          ids.push([]);
+          tfs.push([]);
+          counts.push(0);
+        }
+        if (counts[slot]++ === 0) touched.push(slot);
+      }
+      freqs.length = 0;
+      for (const slot of touched) {
+        const n = counts[slot]!;
+        freqs.push(n);
+        ids[slot]!.push(c.id);
+        tfs[slot]!.push(n);
+        counts[slot] = 0;
+      }
+      perChunk.set(c.id, this.chunkStat(freqs));
       stats.n++;
       stats.total += tokens.length;
       if (c.id > maxId) maxId = c.id;
-      for (const [term, count] of tf) {
-        let slot = slots.get(term);
-        if (slot === undefined) {
-          slot = ids.length;
-          slots.set(term, slot);
-          ids.push([]);
-          tfs.push([]);
-        }
-        ids[slot]!.push(c.id);
-        tfs[slot]!.push(count);
-      }
     }
     const upsert = db.query(`INSERT OR REPLACE INTO ${this.postingsTable} (term, ids, tfs) VALUES (?, ?, ?)`);
     for (const [term, slot] of slots) {
