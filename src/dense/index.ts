@@ -251,7 +251,9 @@ export function doctor(ctx: PluginContext): string[] {
   const extra = [...have].filter((id) => !want.has(id));
   if (missing.length) problems.push(`dense: ${missing.length} chunk(s) have no vector (e.g. ${missing.slice(0, 5).join(", ")})`);
   if (extra.length) problems.push(`dense: ${extra.length} vector(s) belong to no chunk (e.g. ${extra.slice(0, 5).join(", ")})`);
-  if (store.hasBits) {
+  if (store.hasBits && !ctx.db.query("SELECT 1 FROM sqlite_master WHERE name = ?").get(BIT_TABLE)) {
+    problems.push(`dense: the quantized table ${BIT_TABLE} is missing (quantized mode falls back to exact); run \`nanorag kb reindex\``);
+  } else if (store.hasBits) {
     const nb = store.count(BIT_TABLE);
     if (nb !== vecIds.length) problems.push(`dense: ${nb} quantised vectors for ${vecIds.length} float vectors`);
   }
