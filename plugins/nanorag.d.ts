@@ -85,6 +85,12 @@ declare module "nanorag" {
    * This is the tokenisation that reproduces Pyserini's BM25 numbers on BEIR (docs/retrieval.md).
    */
   export function analyzeEnglish(text: string): string[];
+  export namespace analyzeEnglish {
+      var termIds: {
+          ids(text: string, out: number[]): void;
+          term: (id: number) => string;
+      };
+  }
   /** Term frequencies of a token list. */
   export function termCounts(tokens: string[]): Map<string, number>;
 
@@ -93,6 +99,11 @@ declare module "nanorag" {
   export interface Postings {
       ids: Int32Array;
       tfs: Float32Array;
+  }
+  /** An analyzer's optional id form: the token ids of a text, and the term each id stands for. */
+  export interface TermIdSource {
+      ids(text: string, out: number[]): void;
+      term(id: number): string;
   }
   /** Per-chunk numbers the scorer needs (length for BM25, vector norm for cosine), indexed by chunk id. */
   export interface IndexStats {
@@ -123,6 +134,11 @@ declare module "nanorag" {
       private requireTables;
       postings(db: Database, term: string): Postings | null;
       add(ctx: PluginContext, chunks: Chunk[]): void;
+      /**
+       * Turns a text into per-add slots, one per token. An analyzer that also gives term ids (see
+       * `analyzeEnglish.termIds`) is counted through an id -> slot array, with no string per token.
+       */
+      private slotMapper;
       remove(ctx: PluginContext, chunkIds: number[]): void;
       reindex(ctx: PluginContext, chunks: Chunk[]): void;
       /** Checks that every chunk is indexed exactly once and the totals add up. */
@@ -147,4 +163,18 @@ declare module "nanorag" {
    * per term, the score of its i-th posting, or null to skip the term.
    */
   export function scoreTerms(index: InvertedIndex, db: Database, terms: Map<string, number>, scorers: (found: QueryTerm[], stats: IndexStats) => Array<((i: number) => number) | null>, k: number, allowed: Set<number> | null): Array<[number, number]>;
+
+  // from retrieval/wordtrie.ts
+  export class WordTrie {
+      private children;
+      private values;
+      private size;
+      /**
+       * Calls `emit(value)` for each maximal `[a-z0-9]+` run of `lower` (already lowercased), where a
+       * word's value comes from `resolve(word)` (>= -1) the first time it is seen. -1 is not emitted
+       * (use it for stop words).
+       */
+      scan(lower: string, resolve: (word: string) => number, emit: (value: number) => void): void;
+      private grow;
+  }
 }

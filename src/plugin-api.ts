@@ -6,7 +6,8 @@
 import type { Database } from "bun:sqlite";
 
 export * from "./retrieval/analyzer.ts";
-export { InvertedIndex, scoreTerms, topK, type IndexStats, type Postings, type QueryTerm } from "./retrieval/inverted.ts";
+export { InvertedIndex, scoreTerms, topK, type IndexStats, type Postings, type QueryTerm, type TermIdSource } from "./retrieval/inverted.ts";
+export { WordTrie } from "./retrieval/wordtrie.ts";
 
 /** One ranked search result. Best first; ties broken deterministically (by chunkId ascending). */
 export interface Hit {

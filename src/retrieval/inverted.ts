@@ -7,6 +7,12 @@ export interface Postings {
   tfs: Float32Array;
 }
 
+/** An analyzer's optional id form: the token ids of a text, and the term each id stands for. */
+export interface TermIdSource {
+  ids(text: string, out: number[]): void;
+  term(id: number): string;
+}
+
 /** Per-chunk numbers the scorer needs (length for BM25, vector norm for cosine), indexed by chunk id. */
 export interface IndexStats {
   perChunk: Float32Array;
@@ -78,30 +84,29 @@ export class InvertedIndex {
     this.ensureTables(db);
     const stats = this.readStatsForWrite(db);
     const wasEmpty = stats.n === 0;
-    // Terms get dense slots so each token costs one Map lookup; counts live in a plain array that is
-    // reset through the list of slots a chunk touched.
-    const slots = new Map<string, number>();
+    // Terms get dense slots; counts live in a plain array reset through the slots a chunk touched.
+    const terms: string[] = [];
     const ids: number[][] = [];
     const tfs: number[][] = [];
     const counts: number[] = [];
+    const newSlot = (term: string) => {
+      terms.push(term);
+      ids.push([]);
+      tfs.push([]);
+      counts.push(0);
+      return terms.length - 1;
+    };
+    const slotsOf = this.slotMapper(newSlot);
+    const slots: number[] = [];
     const touched: number[] = [];
     const freqs: number[] = [];
     const perChunk = new Map<number, number>();
     let maxId = stats.perChunk.length - 1;
     for (const c of chunks) {
-      const tokens = this.analyze(this.chunkText(c));
+      slots.length = 0;
+      slotsOf(this.chunkText(c), slots);
       touched.length = 0;
-      for (const t of tokens) {
-        let slot = slots.get(t);
-        if (slot === undefined) {
-          slot = ids.length;
-          slots.set(t, slot);
-          ids.push([]);
-          tfs.push([]);
-          counts.push(0);
-        }
-        if (counts[slot]++ === 0) touched.push(slot);
-      }
+      for (const slot of slots) if (counts[slot]++ === 0) touched.push(slot);
       freqs.length = 0;
       for (const slot of touched) {
         const n = counts[slot]!;
@@ -112,11 +117,12 @@ export class InvertedIndex {
       }
       perChunk.set(c.id, this.chunkStat(freqs));
       stats.n++;
-      stats.total += tokens.length;
+      stats.total += slots.length;
       if (c.id > maxId) maxId = c.id;
     }
     const upsert = db.query(`INSERT OR REPLACE INTO ${this.postingsTable} (term, ids, tfs) VALUES (?, ?, ?)`);
-    for (const [term, slot] of slots) {
+    for (let slot = 0; slot < terms.length; slot++) {
+      const term = terms[slot]!;
       const old = wasEmpty ? null : this.postings(db, term);
       const offset = old?.ids.length ?? 0;
       const packedIds = new Int32Array(offset + ids[slot]!.length);
@@ -134,6 +140,40 @@ export class InvertedIndex {
     for (const [id, v] of perChunk) grown[id] = v;
     stats.perChunk = grown;
     this.writeStats(db, stats);
+  }
+
+  /**
+   * Turns a text into per-add slots, one per token. An analyzer that also gives term ids (see
+   * `analyzeEnglish.termIds`) is counted through an id -> slot array, with no string per token.
+   */
+  private slotMapper(newSlot: (term: string) => number): (text: string, out: number[]) => void {
+    const source = (this.analyze as { termIds?: TermIdSource }).termIds;
+    if (source) {
+      let slotOfId = new Int32Array(1024).fill(-1);
+      const termIds: number[] = [];
+      return (text, out) => {
+        termIds.length = 0;
+        source.ids(text, termIds);
+        for (const id of termIds) {
+          if (id >= slotOfId.length) {
+            const grown = new Int32Array(Math.max(id + 1, slotOfId.length * 2)).fill(-1);
+            grown.set(slotOfId);
+            slotOfId = grown;
+          }
+          let slot = slotOfId[id]!;
+          if (slot < 0) slot = slotOfId[id] = newSlot(source.term(id));
+          out.push(slot);
+        }
+      };
+    }
+    const slotOfTerm = new Map<string, number>();
+    return (text, out) => {
+      for (const t of this.analyze(text)) {
+        let slot = slotOfTerm.get(t);
+        if (slot === undefined) slotOfTerm.set(t, (slot = newSlot(t)));
+        out.push(slot);
+      }
+    };
   }
 
   remove(ctx: PluginContext, chunkIds: number[]): void {
