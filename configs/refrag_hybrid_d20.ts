@@ -25,6 +25,7 @@ export default {
   // target_examples_per_step 16 / device_batch_size 2
   gradAccum: 8,
   refragSteps: 500,
+  refragLrFrac: 1,
   steps: 500,
   warmupSteps: 0,
   warmdownFrac: 1,

@@ -83,6 +83,8 @@ export interface TrainConfig {
   useRewards: boolean;
   /** SFT steps on multi-hop trajectories */
   refragSteps: number;
+  /** learning-rate multiplier of the REFRAG SFT stage (it starts from a fine-tuned model) */
+  refragLrFrac: number;
   rlSteps: number;
   /** questions per RL step */
   rlQuestions: number;
@@ -149,6 +151,7 @@ export const DEFAULTS: TrainConfig = {
   topKPerHop: 3,
   useRewards: false,
   refragSteps: 100,
+  refragLrFrac: 0.3,
   rlSteps: 20,
   rlQuestions: 4,
   groupSize: 4,

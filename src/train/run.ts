@@ -158,6 +158,7 @@ export async function runTrain(o: TrainOptions): Promise<TrainResult> {
       retrieve,
       evalMode: o.refrag ? "refrag" : "rag",
       curriculumFrac: o.refrag ? 0 : cfg.curriculumFrac,
+      lrFrac: o.refrag ? cfg.refragLrFrac : 1,
     });
     results.sft = r;
     if (r.interrupted) return { model, tokenizer: tok, tokenizerPath, results, interrupted: true, retrieve };

@@ -99,6 +99,8 @@ export interface RagStageOptions {
   evalMode?: "rag" | "refrag";
   /** fraction of steps on gold-only contexts */
   curriculumFrac: number;
+  /** learning-rate multiplier for this stage */
+  lrFrac?: number;
 }
 
 /** Supervised fine-tuning on rendered RAG conversations (weights from the template). */
@@ -122,6 +124,7 @@ export async function ragStage(ctx: StageContext, model: Model, o: RagStageOptio
     cfg,
     outDir: ctx.outDir,
     steps: o.steps,
+    lrFrac: o.lrFrac,
     meta: ctx.meta,
     resume: ctx.resume,
     gstep0: ctx.gstep0,
