@@ -130,8 +130,19 @@ describe("kb add / remove / stats / export / doctor", () => {
   test("reindex rebuilds indexes with the same results", () => {
     const { kb } = buildPets();
     const before = search(kb, "state space model");
-    expect(cli(["kb", "reindex", "--kb", kb]).code).toBe(0);
+    const r = cli(["kb", "reindex", "--kb", kb, "--json"]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ chunks: 4, retrievers: expect.arrayContaining(["bm25", "simple"]) });
     expect(search(kb, "state space model")).toEqual(before);
+  });
+
+  test("a long build reports progress with rate and ETA on stderr, and only JSON on stdout", () => {
+    const dir = tempDir();
+    const docs = Array.from({ length: 2500 }, (_, i) => ({ id: `d${i}`, content: `document number ${i} about topic ${i % 17}` }));
+    const r = cli(["kb", "build", "--input", writeJsonl(join(dir, "d.jsonl"), docs), "--kb", join(dir, "kb.db"), "--retrievers", "bm25", "--json"]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/indexing 2500\/2500 \(100%\) [\d,.]+ docs\/s, ETA \d+s/);
+    expect(JSON.parse(r.stdout).documents).toBe(2500);
   });
 
   test("bm25 k1 and b are persisted from build flags and change scores", () => {

@@ -178,8 +178,11 @@ const reindex = defineCommand({
   async run({ args }) {
     requestEmbedder(args.embedder ?? null);
     await withKb(args, true, async (kb) => {
+      const t0 = performance.now();
       await kb.reindex();
-      log.success(`${args.kb}: reindexed ${kb.retrievers().join(", ")}`);
+      const result = { kb: args.kb, retrievers: kb.retrievers(), chunks: kb.count("chunks"), seconds: Number(((performance.now() - t0) / 1000).toFixed(3)) };
+      log.success(`${args.kb}: reindexed ${result.retrievers.join(", ")} over ${result.chunks} chunks in ${result.seconds}s`);
+      if (args.json) printJson(result);
     });
   },
 });
