@@ -6,20 +6,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UserError } from "../src/errors.ts";
 import { engineInfo, loadCheckpoint, Model, Sampler, saveCheckpoint, setThreads } from "../src/engine/index.ts";
+import { rng } from "../src/data/random.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "nanorag-engine-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function gauss(r: () => number) {
   return Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
 }

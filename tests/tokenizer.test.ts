@@ -5,20 +5,11 @@ import { join } from "node:path";
 import { SPECIAL_TOKENS, Tokenizer } from "../src/tokenizer/bpe.ts";
 import { GPT4_PATTERN, NANOCHAT_PATTERN, toJsRegExp } from "../src/tokenizer/pattern.ts";
 import { trainBpe } from "../src/tokenizer/train.ts";
+import { rng } from "../src/data/random.ts";
 
 const BUN = "./node_modules/.bin/bun";
 const dir = mkdtempSync(join(tmpdir(), "nanorag-tok-"));
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const CORPUS = [
   "The quick brown fox jumps over the lazy dog. The dog didn't care; it's a lazy dog.",

@@ -4,17 +4,9 @@
  * subspace iteration). Everything is Float64Array with the innermost loop over contiguous memory.
  */
 
-/** mulberry32: a small seeded PRNG, so fits are reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from "../data/random.ts";
+
+export { rng };
 
 /** Standard normal samples (Box-Muller) from a uniform source. */
 export function gaussian(rand: () => number): () => number {
