@@ -15,7 +15,7 @@ export default {
   deviceBatch: 8,
   gradAccum: 1,
   pretrainSteps: 300,
-  steps: 4000,
+  steps: 3000,
   warmupSteps: 20,
   warmdownFrac: 0.5,
   evalEvery: 500,
