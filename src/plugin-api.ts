@@ -1,7 +1,7 @@
 /**
  * The public API of retriever plugins: what a plugin file imports from the module "nanorag".
  * Built-in plugins (plugins/*.ts) and users' drop-in files use exactly this surface.
- * Keep it small and typed; plugins/nanorag.d.ts is generated from it (scripts/plugin-types.ts).
+ * Keep it small and typed; plugins/nanorag.d.ts is generated from it (src/scripts/plugin-types.ts).
  */
 import type { Database } from "bun:sqlite";
 

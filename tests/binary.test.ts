@@ -5,7 +5,7 @@ import { BUN, cli, PETS, ROOT, tempDir, WORD_COUNT_PLUGIN, writeJsonl } from "./
 
 describe("the compiled binary", () => {
   test("runs kb build + kb search and a drop-in plugin from an empty folder, with no node_modules in reach", () => {
-    const build = Bun.spawnSync([BUN, join(ROOT, "scripts/build.ts")], { cwd: ROOT, stderr: "pipe" });
+    const build = Bun.spawnSync([BUN, join(ROOT, "src/scripts/build.ts")], { cwd: ROOT, stderr: "pipe" });
     expect(build.exitCode).toBe(0);
     const dir = tempDir("nanorag-bin-");
     const bin = join(dir, "nanorag");

@@ -43,7 +43,7 @@ describe("drop-in retriever plugins", () => {
   });
 
   test("plugins/nanorag.d.ts is current and type-checks a user's plugin", () => {
-    expect(Bun.spawnSync([BUN, join(ROOT, "scripts/plugin-types.ts"), "--check"]).exitCode).toBe(0);
+    expect(Bun.spawnSync([BUN, join(ROOT, "src/scripts/plugin-types.ts"), "--check"]).exitCode).toBe(0);
     const dir = tempDir();
     writeFileSync(join(dir, "wordcount.ts"), WORD_COUNT_PLUGIN.replace('import Fuse from "fuse.js";\n', "").replace(/ {4}if \(typeof Fuse.*\n/, ""));
     copyFileSync(join(ROOT, "plugins/nanorag.d.ts"), join(dir, "nanorag.d.ts"));

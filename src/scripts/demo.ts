@@ -4,9 +4,9 @@
  * retrievers, and answer one search. Output goes to runs/example/.
  */
 import { join } from "node:path";
-import { run } from "../src/cli/main.ts";
+import { run } from "../cli/main.ts";
 
-const out = join(import.meta.dir, "../runs/example");
+const out = join(import.meta.dir, "../../runs/example");
 const steps: string[][] = [
   ["prepare", "--mode", "example", "--out", out],
   ["kb", "build", "--input", join(out, "documents.jsonl"), "--kb", join(out, "kb.db")],

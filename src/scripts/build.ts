@@ -7,8 +7,8 @@ import { $ } from "bun";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
-const root = join(import.meta.dir, "..");
+const root = join(import.meta.dir, "../..");
 mkdirSync(join(root, "dist"), { recursive: true });
-await $`bun ${join(root, "scripts/plugin-types.ts")}`;
+await $`bun ${join(root, "src/scripts/plugin-types.ts")}`;
 await $`bun build --compile --minify --sourcemap ${join(root, "src/cli/main.ts")} --outfile ${join(root, "dist/nanorag")}`.quiet();
 console.error(`built ${join(root, "dist/nanorag")}`);
