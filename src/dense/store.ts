@@ -50,6 +50,7 @@ export class VectorStore {
   }
 
   insert(ids: number[], vectors: Float32Array[]): void {
+    SignBits.invalidate(this.db);
     const f = this.db.prepare(`INSERT INTO ${VEC_TABLE}(rowid, embedding) VALUES (?, ?)`);
     const b = this.hasBits ? this.db.prepare(`INSERT INTO ${BIT_TABLE}(id, b) VALUES (?, vec_quantize_binary(?))`) : null;
     for (let i = 0; i < ids.length; i++) {
@@ -59,6 +60,7 @@ export class VectorStore {
   }
 
   delete(ids: number[]): void {
+    SignBits.invalidate(this.db);
     const f = this.db.prepare(`DELETE FROM ${VEC_TABLE} WHERE rowid = ?`);
     const b = this.hasBits ? this.db.prepare(`DELETE FROM ${BIT_TABLE} WHERE id = ?`) : null;
     for (const id of ids) {
@@ -110,26 +112,18 @@ export class VectorStore {
   }
 
   /**
-   * Binary-quantised prefilter (Hamming KNN over sign bits, k x oversample candidates) then an
-   * exact float re-score of just those candidates.
+   * Binary-quantised prefilter (Hamming KNN over sign bits, k x oversample candidates, ties by id)
+   * then an exact float re-score of just those candidates. The sign bits are scanned from memory
+   * (`SignBits`, loaded once per process and KB state) rather than by an SQL ORDER BY, which costs
+   * about 20 ms per 100k rows against about 2 ms here.
    */
   quantized(query: Float32Array, k: number, oversample: number, allowed: Set<number> | null = null): Neighbor[] {
     if (!this.hasBits) return this.exact(query, k, allowed);
     if (allowed && allowed.size === 0) return [];
     const kc = Math.max(k, Math.ceil(k * oversample));
     if (!this.db.query("SELECT 1 FROM sqlite_master WHERE name = ?").get(BIT_TABLE)) return this.exact(query, k, allowed);
-    // Quantise the query once (as a parameter expression it would be re-evaluated for every row).
-    const qbits = (this.db.query("SELECT vec_quantize_binary(?) AS b").get(query) as { b: Uint8Array }).b;
-    const hamming = `vec_distance_hamming(vec_bit(b), vec_bit(?))`;
-    const cand = (
-      allowed
-        ? this.db.query(`SELECT id FROM ${BIT_TABLE} WHERE id IN (SELECT value FROM json_each(?)) ORDER BY ${hamming}, id LIMIT ?`).all(JSON.stringify([...allowed]), qbits, kc)
-        : this.db.query(`SELECT id FROM ${BIT_TABLE} ORDER BY ${hamming}, id LIMIT ?`).all(qbits, kc)
-    ) as { id: number }[];
-    return this.distances(
-      query,
-      cand.map((c) => c.id),
-    ).slice(0, k);
+    const qbytes = (this.db.query("SELECT vec_quantize_binary(?) AS b").get(query) as { b: Uint8Array }).b;
+    return this.distances(query, SignBits.of(this.db, this.dim).nearest(qbytes, kc, allowed)).slice(0, k);
   }
 
   /** The stored float vector of one chunk (for checks and tests). */
@@ -141,4 +135,81 @@ export class VectorStore {
 
 function toNeighbors(rows: { id: number; distance: number }[]): Neighbor[] {
   return rows.map((r) => ({ id: r.id, score: 1 - (r.distance * r.distance) / 2 })).sort((a, b) => b.score - a.score || a.id - b.id);
+}
+
+/**
+ * Every chunk's sign bits packed in one Uint32Array, kept per open database until this process writes
+ * vectors or another connection changes the file (PRAGMA data_version).
+ */
+class SignBits {
+  private static cache = new WeakMap<Database, SignBits>();
+
+  private constructor(
+    readonly ids: Int32Array,
+    readonly words: Uint32Array,
+    readonly wordsPerRow: number,
+    readonly version: number,
+  ) {}
+
+  static invalidate(db: Database): void {
+    SignBits.cache.delete(db);
+  }
+
+  static of(db: Database, dim: number): SignBits {
+    const version = (db.query("PRAGMA data_version").get() as { data_version: number }).data_version;
+    const cached = SignBits.cache.get(db);
+    if (cached && cached.version === version) return cached;
+    const rows = db.query(`SELECT id, b FROM ${BIT_TABLE} ORDER BY id`).all() as { id: number; b: Uint8Array }[];
+    const wordsPerRow = Math.ceil(dim / 32);
+    const bytes = new Uint8Array(rows.length * wordsPerRow * 4);
+    const ids = new Int32Array(rows.length);
+    rows.forEach((r, i) => {
+      ids[i] = r.id;
+      bytes.set(r.b, i * wordsPerRow * 4);
+    });
+    const bits = new SignBits(ids, new Uint32Array(bytes.buffer), wordsPerRow, version);
+    SignBits.cache.set(db, bits);
+    return bits;
+  }
+
+  /** The `count` rows nearest to `query` in Hamming distance, ties broken by lower id. */
+  nearest(query: Uint8Array, count: number, allowed: Set<number> | null): number[] {
+    const w = this.wordsPerRow;
+    const padded = new Uint8Array(w * 4);
+    padded.set(query);
+    const q = new Uint32Array(padded.buffer);
+    const n = this.ids.length;
+    const dist = new Uint16Array(n);
+    const histogram = new Uint32Array(w * 32 + 1);
+    for (let i = 0; i < n; i++) {
+      if (allowed && !allowed.has(this.ids[i]!)) {
+        dist[i] = 0xffff;
+        continue;
+      }
+      let d = 0;
+      for (let j = 0, o = i * w; j < w; j++) {
+        let x = (this.words[o + j]! ^ q[j]!) >>> 0;
+        x -= (x >>> 1) & 0x55555555;
+        x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+        d += (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+      }
+      dist[i] = d;
+      histogram[d]!++;
+    }
+    // The distance below which every row is taken; rows at exactly that distance fill up by id order.
+    let cut = 0;
+    let below = 0;
+    while (cut < histogram.length && below + histogram[cut]! < count) below += histogram[cut++]!;
+    let atCut = count - below;
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const d = dist[i]!;
+      if (d < cut) out.push(this.ids[i]!);
+      else if (d === cut && atCut > 0) {
+        out.push(this.ids[i]!);
+        atCut--;
+      }
+    }
+    return out;
+  }
 }
