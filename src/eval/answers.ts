@@ -23,6 +23,11 @@ export interface AnswerOptions {
   readTwice: boolean;
 }
 
+/** The answer settings a training config implies (contexts may grow to twice the trained length while answering). */
+export function answerSettings(cfg: { topK: number; maxHops: number; topKPerHop: number; maxNewTokens: number; seqLen: number; readTwice: boolean }) {
+  return { topK: cfg.topK, maxHops: cfg.maxHops, topKPerHop: cfg.topKPerHop, maxNewTokens: cfg.maxNewTokens, maxLen: cfg.seqLen * 2, readTwice: cfg.readTwice };
+}
+
 export async function answerQuestions(model: Model, tok: TemplateTokenizer, qs: QuestionRow[], o: AnswerOptions): Promise<AnswerRecord[]> {
   const out: AnswerRecord[] = [];
   for (const q of qs) {

@@ -9,7 +9,7 @@ import { loadCheckpoint, type Model, setThreads } from "../engine/index.ts";
 import type { Kb } from "../kb/kb.ts";
 import { log } from "../log.ts";
 import type { QuestionRow } from "../data/schema.ts";
-import { formatQuality, type AnswerMode, qualityTable, type QualityTable } from "../eval/answers.ts";
+import { answerSettings, formatQuality, type AnswerMode, qualityTable, type QualityTable } from "../eval/answers.ts";
 import type { RagDoc } from "../rag/template.ts";
 import { Tokenizer } from "../tokenizer/bpe.ts";
 import { trainBpe } from "../tokenizer/train.ts";
@@ -203,12 +203,7 @@ export function interleave<T>(a: T[], b: T[]): T[] {
 export async function quality(model: Model, tok: Tokenizer, qs: QuestionRow[], retrieve: (q: string, k: number) => Promise<RagDoc[]>, cfg: TrainConfig, modes: AnswerMode[], path?: string): Promise<QualityTable> {
   const { table, records } = await qualityTable(model, tok, qs, modes, {
     retrieve,
-    topK: cfg.topK,
-    maxHops: cfg.maxHops,
-    topKPerHop: cfg.topKPerHop,
-    maxNewTokens: cfg.maxNewTokens,
-    maxLen: cfg.seqLen * 2,
-    readTwice: cfg.readTwice,
+    ...answerSettings(cfg),
   });
   if (path) writeFileSync(path, `${JSON.stringify({ table, records }, null, 1)}\n`);
   return table;

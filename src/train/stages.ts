@@ -6,7 +6,7 @@
 import { Model, Sampler } from "../engine/index.ts";
 import { prng, shuffle } from "../data/random.ts";
 import type { QuestionRow } from "../data/schema.ts";
-import { answerQuestions } from "../eval/answers.ts";
+import { answerQuestions, answerSettings } from "../eval/answers.ts";
 import { summarize } from "../rag/metrics.ts";
 import { groupAdvantages, reward, type RewardWeights } from "../rag/rewards.ts";
 import type { RagDoc, TemplateTokenizer } from "../rag/template.ts";
@@ -27,6 +27,11 @@ export interface StageContext {
   gstep0?: number;
   stopAfter?: number;
   quiet?: boolean;
+}
+
+/** What every stage passes through to the loop unchanged. */
+function loopContext(ctx: StageContext) {
+  return { outDir: ctx.outDir, meta: ctx.meta, resume: ctx.resume, gstep0: ctx.gstep0, wandb: ctx.wandb, stopAfter: ctx.stopAfter, quiet: ctx.quiet };
 }
 
 export function newModel(cfg: TrainConfig, vocabSize: number): Model {
@@ -73,14 +78,8 @@ export async function pretrainStage(ctx: StageContext, model: Model, texts: stri
     stage: "pretrain",
     model,
     cfg,
-    outDir: ctx.outDir,
     steps,
-    meta: ctx.meta,
-    resume: ctx.resume,
-    gstep0: ctx.gstep0,
-    wandb: ctx.wandb,
-    stopAfter: ctx.stopAfter,
-    quiet: ctx.quiet,
+    ...loopContext(ctx),
     bestKey: valBatches.length ? "val_loss" : undefined,
     nextStep: async (_step, cursor): Promise<StepBatch> => microBatches(async (p) => src.get(p), cursor, cfg, bos, true),
     evaluate: valBatches.length ? async () => ({ val_loss: evalLoss(model, valBatches) }) : undefined,
@@ -122,15 +121,9 @@ export async function ragStage(ctx: StageContext, model: Model, o: RagStageOptio
     stage: o.stage,
     model,
     cfg,
-    outDir: ctx.outDir,
     steps: o.steps,
     lrFrac: o.lrFrac,
-    meta: ctx.meta,
-    resume: ctx.resume,
-    gstep0: ctx.gstep0,
-    wandb: ctx.wandb,
-    stopAfter: ctx.stopAfter,
-    quiet: ctx.quiet,
+    ...loopContext(ctx),
     bestKey: evalQs.length ? "val_em" : valBatches.length ? "val_loss" : undefined,
     bestHigher: evalQs.length > 0,
     nextStep: async (step, cursor) => {
@@ -144,12 +137,7 @@ export async function ragStage(ctx: StageContext, model: Model, o: RagStageOptio
         const rs = await answerQuestions(model, tok, evalQs, {
           mode: o.evalMode ?? "rag",
           retrieve: o.retrieve,
-          topK: cfg.topK,
-          maxHops: cfg.maxHops,
-          topKPerHop: cfg.topKPerHop,
-          maxNewTokens: cfg.maxNewTokens,
-          maxLen: cfg.seqLen * 2,
-          readTwice: cfg.readTwice,
+          ...answerSettings(cfg),
         });
         const s = summarize(rs);
         out.val_em = Number.isNaN(s.em) ? 0 : s.em;
@@ -245,15 +233,9 @@ export async function rlStage(ctx: StageContext, model: Model, ref: Model | null
     stage: "rl",
     model,
     cfg: { ...cfg, warmupSteps: 0 },
-    outDir: ctx.outDir,
     steps: cfg.rlSteps,
     lrFrac: cfg.rlLrFrac,
-    meta: ctx.meta,
-    resume: ctx.resume,
-    gstep0: ctx.gstep0,
-    wandb: ctx.wandb,
-    stopAfter: ctx.stopAfter,
-    quiet: ctx.quiet,
+    ...loopContext(ctx),
     bestKey: evalQs.length ? "val_reward" : undefined,
     bestHigher: true,
     nextStep: async (step, cursor) => {
