@@ -126,4 +126,21 @@ int nr_sample(const float *logits, int B, int V, float temperature, int top_k, f
 void nr_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
               int ldc, int acc);
 
+/* Devices. CPU build: returns 1 and why = "cpu". CUDA build: number of usable CUDA devices; 0 with `why` filled (no
+ * driver, no device, cuBLAS not found: names what was searched). why may be NULL. */
+int nr_device_count(char *why, int why_len);
+/* CUDA: select a GPU for this process (call before nr_model_new). CPU: index 0 only. */
+int nr_set_device(int index);
+/* The CUDA build keeps params, grads and optimizer state on the GPU; nr_model_params/grads/opt_m/opt_v return HOST
+ * MIRRORS. nr_model_download copies device -> host mirrors (params, grads, opt_m, opt_v, opt step); nr_model_upload
+ * copies host -> device (after a checkpoint load or any host write). CPU build: both are no-ops returning 0. */
+int nr_model_download(nr_model *m);
+int nr_model_upload(nr_model *m);
+/* Data-parallel collectives: NCCL (dlopen'ed at run time) in the CUDA build. The CPU build returns nonzero with an
+ * error saying CPU ranks average gradients over the host's TCP all-reduce instead. */
+int nr_comm_unique_id(uint8_t out[128]);
+int nr_comm_init(const uint8_t id[128], int nranks, int rank);
+int nr_comm_allreduce_grads(nr_model *m); /* in-place AVERAGE of the gradient buffer across ranks */
+void nr_comm_free(void);
+
 #endif
