@@ -102,6 +102,7 @@ export interface CheckpointMeta {
 /** Save model weights, optimizer state and config (+ meta, e.g. tokenizer identity, step) to `dir`. */
 export function saveCheckpoint(model: Model, dir: string, meta: CheckpointMeta = {}): void {
   mkdirSync(dir, { recursive: true });
+  model.download();
   const ts = model.tensors();
   const P = model.params, M = model.optM, V = model.optV;
   const w: [string, StTensor][] = ts.map((t) => [t.name, { dtype: "F32", shape: t.shape, data: P.subarray(t.offset, t.offset + t.numel) }]);
@@ -199,6 +200,7 @@ export function loadCheckpoint(dir: string, opts: { optimizer?: boolean } = {}):
       }
       model.optStep = cfg.optimizer?.step ?? 0;
     }
+    model.upload();
   } catch (e) {
     model.free();
     throw e;

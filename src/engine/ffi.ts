@@ -1,6 +1,8 @@
 /**
- * bun:ffi bindings to native/build/libnanorag.so. The `with { type: "file" }` import makes
- * `bun build --compile` embed the library; dlopen reads the embedded path directly.
+ * bun:ffi bindings to the native engine: native/build/libnanorag.so (CPU), or the CUDA build
+ * (libnanorag_cuda.so) when device.ts selects it. The `with { type: "file" }` import makes
+ * `bun build --compile` embed the CPU library; dlopen reads the embedded path directly. The CUDA
+ * library is never imported that way (it may not exist at build time): it is found at run time.
  */
 import { dlopen } from "bun:ffi";
 import libPath from "../../native/build/libnanorag.so" with { type: "file" };
@@ -43,27 +45,60 @@ const symbols = {
   nr_state_bytes: { args: ["ptr"], returns: "i64" },
   nr_state_forward: { args: ["ptr", "ptr", "ptr", "i32", "ptr", "i32"], returns: "i32" },
   nr_sample: { args: ["ptr", "i32", "i32", "f32", "i32", "f32", "ptr", "ptr"], returns: "i32" },
+  nr_device_count: { args: ["ptr", "i32"], returns: "i32" },
+  nr_set_device: { args: ["i32"], returns: "i32" },
+  nr_model_download: { args: ["ptr"], returns: "i32" },
+  nr_model_upload: { args: ["ptr"], returns: "i32" },
+  nr_comm_unique_id: { args: ["ptr"], returns: "i32" },
+  nr_comm_init: { args: ["ptr", "i32", "i32"], returns: "i32" },
+  nr_comm_allreduce_grads: { args: ["ptr"], returns: "i32" },
+  nr_comm_free: { args: [], returns: "void" },
 } as const;
+
+export type Engine = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
+/** Which library is loaded: "cpu" (the embedded CPU build) or "cuda". */
+export type EngineKind = "cpu" | "cuda";
 
 export const ABI_VERSION = "0.2.0";
 
-let lib: ReturnType<typeof dlopen<typeof symbols>>["symbols"] | null = null;
+let lib: Engine | null = null;
+let loaded: { kind: EngineKind; path: string } | null = null;
 
-/** The loaded library (loaded once; never closed, see toolchain.md on dlclose). */
-export function native() {
-  if (lib) return lib;
+/** Opens a library with the full symbol table and checks its version; throws a UserError saying why not. */
+export function openEngine(path: string): Engine {
+  let l: Engine;
   try {
-    lib = dlopen(libPath, symbols).symbols;
+    l = dlopen(path, symbols).symbols;
   } catch (e) {
-    throw new UserError(
-      `cannot load the native engine (${libPath}): ${(e as Error).message}. Build it with \`make -C native\`.`,
-    );
+    throw new UserError(`cannot load the native engine (${path}): ${(e as Error).message}. Build it with \`make -C native\`.`);
   }
-  const ver = String(lib.nr_version());
+  const ver = String(l.nr_version());
   if (ver !== ABI_VERSION) {
-    throw new UserError(`native engine version ${ver} does not match the bindings (${ABI_VERSION}); rebuild with \`make -C native\``);
+    throw new UserError(`native engine ${path} is version ${ver}, the bindings expect ${ABI_VERSION}; rebuild with \`make -C native\``);
   }
-  return lib;
+  return l;
+}
+
+/** Makes `engine` (opened from `path`) the one every later call uses; only before the first call, or the same library again. */
+export function useEngine(kind: EngineKind, path: string, engine: Engine): void {
+  if (loaded && loaded.path !== path) throw new UserError(`the ${loaded.kind} engine (${loaded.path}) is already in use; the device is chosen once per process`);
+  lib = engine;
+  loaded = { kind, path };
+}
+
+/** The CPU library's path (embedded in the compiled binary). */
+export const CPU_LIBRARY: string = libPath;
+
+/** The loaded library (the CPU build unless useEngine chose another first; never closed, see toolchain.md on dlclose). */
+export function native(): Engine {
+  if (!lib) useEngine("cpu", libPath, openEngine(libPath));
+  return lib!;
+}
+
+/** The kind and path of the library in use (loads the CPU one if none was chosen). */
+export function engineKind(): { kind: EngineKind; path: string } {
+  native();
+  return loaded!;
 }
 
 /** The engine's last error message. */

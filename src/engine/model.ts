@@ -135,6 +135,15 @@ export class Model {
     native().nr_model_set_opt_step(this.handle, BigInt(s) as unknown as number);
   }
 
+  /** Copies the device's params, grads and optimizer state into the host views (CUDA; a no-op on the CPU). Call before reading them. */
+  download(): void {
+    check(native().nr_model_download(this.handle), "copy from the device");
+  }
+  /** Copies the host views to the device (CUDA; a no-op on the CPU). Call after writing them. */
+  upload(): void {
+    check(native().nr_model_upload(this.handle), "copy to the device");
+  }
+
   tensors(): TensorInfo[] {
     if (this.#tensors) return this.#tensors;
     const L = native();

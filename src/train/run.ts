@@ -175,8 +175,10 @@ export async function runTrain(o: TrainOptions): Promise<TrainResult> {
     const ref = cfg.klCoef > 0 ? loadCheckpoint(join(stageDirs.sft, "checkpoints", "final"), { optimizer: false }).model : null;
     if (!res) {
       // a fresh optimizer for RL
+      model.download();
       model.optM.fill(0);
       model.optV.fill(0);
+      model.upload();
       model.optStep = 0;
     }
     const rlQs = o.ds.train.filter((q) => q.type === "bridge" || q.type === "single" || q.type === "unanswerable");
