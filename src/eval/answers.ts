@@ -7,55 +7,45 @@
 import type { Model } from "../engine/index.ts";
 import type { QuestionRow } from "../data/schema.ts";
 import { type AnswerRecord, type QualitySummary, summarizeByType } from "../rag/metrics.ts";
-import type { Conversation, RagDoc, TemplateTokenizer } from "../rag/template.ts";
-import { citedIds, generate } from "../train/generate.ts";
+import type { TemplateTokenizer } from "../rag/template.ts";
+import { answerQuestion, type AnswerSettings, type Retrieve } from "../answer/answer.ts";
 
+/** "closed" is the quality table's name for closed-book answering (mode "none" of src/answer). */
 export type AnswerMode = "closed" | "rag" | "refrag";
 
-export interface AnswerOptions {
+export interface AnswerOptions extends AnswerSettings {
   mode: AnswerMode;
-  retrieve?: (q: string, k: number) => Promise<RagDoc[]>;
-  topK: number;
-  maxHops: number;
-  topKPerHop: number;
-  maxNewTokens: number;
-  maxLen: number;
-  readTwice: boolean;
+  retrieve?: Retrieve;
 }
 
 /** The answer settings a training config implies (contexts may grow to twice the trained length while answering). */
-export function answerSettings(cfg: { topK: number; maxHops: number; topKPerHop: number; maxNewTokens: number; seqLen: number; readTwice: boolean }) {
+export function answerSettings(cfg: { topK: number; maxHops: number; topKPerHop: number; maxNewTokens: number; seqLen: number; readTwice: boolean }): AnswerSettings {
   return { topK: cfg.topK, maxHops: cfg.maxHops, topKPerHop: cfg.topKPerHop, maxNewTokens: cfg.maxNewTokens, maxLen: cfg.seqLen * 2, readTwice: cfg.readTwice };
 }
 
+/** Greedy answers to questions, one inference state reused across them. */
 export async function answerQuestions(model: Model, tok: TemplateTokenizer, qs: QuestionRow[], o: AnswerOptions): Promise<AnswerRecord[]> {
   const out: AnswerRecord[] = [];
-  for (const q of qs) {
-    const messages: Conversation["messages"] = [{ role: "user", content: q.question }];
-    if (o.mode !== "closed" && o.retrieve) messages.push({ role: "docs", docs: await o.retrieve(q.question, o.topK) });
-    const g = await generate(model, tok, { messages }, {
-      maxNewTokens: o.maxNewTokens,
-      temperature: 0,
-      search: o.mode === "refrag" && o.retrieve ? (query) => o.retrieve!(query, o.topKPerHop + 2) : undefined,
-      maxHops: o.mode === "refrag" ? o.maxHops : 0,
-      topKPerHop: o.topKPerHop,
-      maxLen: o.maxLen,
-      readTwice: o.readTwice,
-    });
-    const c = citedIds(g.answer, g.docs);
-    out.push({
-      id: q.id,
-      type: q.type,
-      question: q.question,
-      gold: q.answer,
-      answerable: q.answerable,
-      relevant_docs: q.relevant_docs,
-      prediction: g.answer,
-      citedIds: c.ids,
-      invalidCitations: c.invalid,
-      contextIds: g.docs.map((d) => d.id),
-      hops: g.hops,
-    });
+  const state = model.newState(1, o.maxLen + 8);
+  try {
+    for (const q of qs) {
+      const a = await answerQuestion(model, tok, q.question, { ...o, mode: o.mode === "closed" ? "none" : o.mode, state });
+      out.push({
+        id: q.id,
+        type: q.type,
+        question: q.question,
+        gold: q.answer,
+        answerable: q.answerable,
+        relevant_docs: q.relevant_docs,
+        prediction: a.answer,
+        citedIds: a.citations.map((c) => c.id),
+        invalidCitations: a.invalid_citations.length,
+        contextIds: a.docs.map((d) => d.id),
+        hops: a.hops,
+      });
+    }
+  } finally {
+    state.free();
   }
   return out;
 }

@@ -1,13 +1,16 @@
 /**
- * Generation with retrieval in the loop, for evaluation and RL rollouts. The prompt is rendered by
- * the chat template (open assistant turn); the model then writes tokens. When it closes a query with
- * <|query_end|>, the runtime retrieves and injects a documents block exactly as the template renders
- * one (numbering continues), and the model goes on. Every sampled token has weight 1, injected ones 0,
- * so the returned ids/weights are a training example for policy-gradient updates.
+ * Generation with retrieval in the loop, for evaluation, RL rollouts and answering (src/answer). The
+ * prompt is rendered by the chat template (open assistant turn); the model then writes tokens. When it
+ * closes a query with <|query_end|>, the runtime retrieves and injects a documents block exactly as the
+ * template renders one (numbering continues), and the model goes on. Every sampled token has weight 1,
+ * injected ones 0, so the returned ids/weights are a training example for policy-gradient updates.
  */
-import type { Model } from "../engine/index.ts";
+import type { InferenceState, Model } from "../engine/index.ts";
 import { Sampler } from "../engine/index.ts";
-import { type Conversation, type RagDoc, parseCitations, render, type RenderedDoc, type TemplateTokenizer } from "../rag/template.ts";
+import { type Conversation, docsBlockIds, type RagDoc, render, type RenderedDoc, resolveCitations, type TemplateTokenizer } from "../rag/template.ts";
+import { TextStream } from "../tokenizer/stream.ts";
+
+export { docsBlockIds };
 
 export interface GenerateOptions {
   maxNewTokens: number;
@@ -21,6 +24,27 @@ export interface GenerateOptions {
   /** total sequence limit (prompt + generation + injected documents) */
   maxLen: number;
   readTwice?: boolean;
+  /** Reused (reset first) instead of a state allocated per call; it must hold maxLen + 8 tokens. */
+  state?: InferenceState;
+  /** Each new piece of answer text as it is decoded; the pieces add up to `answer`. */
+  onText?: (delta: string) => void;
+  /** Every document in context, numbered as the model sees them: after rendering, then after each injection. */
+  onDocs?: (docs: RenderedDoc[]) => void;
+  /** Checked between tokens: once aborted, generation stops and throws the signal's reason. */
+  signal?: AbortSignal;
+}
+
+export interface GenerationTimings {
+  /** the rendered prompt's forward pass */
+  prefillMs: number;
+  /** from the call to the first sampled token */
+  firstTokenMs: number;
+  /** after the prefill, without time spent in search */
+  decodeMs: number;
+  /** follow-up searches */
+  searchMs: number;
+  /** sampled tokens */
+  tokens: number;
 }
 
 export interface Generation {
@@ -35,16 +59,7 @@ export interface Generation {
   docs: RenderedDoc[];
   hops: number;
   finished: boolean;
-}
-
-/** Token ids of a documents block, exactly as render() writes one. */
-export function docsBlockIds(tok: TemplateTokenizer, docs: RagDoc[], firstN: number): number[] {
-  const ids = [tok.specialId("<|docs_start|>")];
-  docs.forEach((d, i) => {
-    ids.push(...tok.encode(`${i === 0 ? "" : "\n\n"}[${firstN + i}] ${d.title}\n`), ...tok.encode(d.text));
-  });
-  ids.push(tok.specialId("<|docs_end|>"));
-  return ids;
+  timings: GenerationTimings;
 }
 
 function argmax(a: Float32Array): number {
@@ -53,7 +68,11 @@ function argmax(a: Float32Array): number {
   return best;
 }
 
+/** Lets timers, sockets and abort events run between tokens (the engine's forward is synchronous). */
+const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
+
 export async function generate(model: Model, tok: TemplateTokenizer, conv: Conversation, o: GenerateOptions): Promise<Generation> {
+  const t0 = performance.now();
   const r = render(tok, conv, { open: true, readTwice: o.readTwice ?? true, maxTokens: Math.max(16, o.maxLen - o.maxNewTokens) });
   const ids = [...r.ids];
   const w: number[] = new Array(ids.length).fill(0);
@@ -61,17 +80,30 @@ export async function generate(model: Model, tok: TemplateTokenizer, conv: Conve
   const docs = [...r.docs];
   const V = model.config.vocab_size;
   const AE = tok.specialId("<|assistant_end|>"), QS = tok.specialId("<|query_start|>"), QE = tok.specialId("<|query_end|>");
-  const state = model.newState(1, o.maxLen + 8);
+  const interactive = Boolean(o.onText || o.signal);
+  const state = o.state ?? model.newState(1, o.maxLen + 8);
+  if (o.state) state.reset();
   const queries: string[] = [];
-  const text: number[] = [];
+  const text = new TextStream((x) => tok.decode(x));
+  const timings: GenerationTimings = { prefillMs: 0, firstTokenMs: 0, decodeMs: 0, searchMs: 0, tokens: 0 };
   let inQuery = false;
   let qbuf: number[] = [];
   let hops = 0;
   let finished = false;
+  const stopIfAborted = () => {
+    if (o.signal?.aborted) throw o.signal.reason ?? new DOMException("generation aborted", "AbortError");
+  };
   try {
+    stopIfAborted();
+    o.onDocs?.([...docs]);
     let logits = state.forward(ids, ids.length);
+    const tPrefilled = performance.now();
+    timings.prefillMs = tPrefilled - t0;
     for (let n = 0; n < o.maxNewTokens && ids.length < o.maxLen; n++) {
+      if (interactive) await yieldToEventLoop();
+      stopIfAborted();
       const t = o.temperature <= 0 || !o.sampler ? argmax(logits) : o.sampler.sample(logits, 1, V, { temperature: o.temperature })[0]!;
+      if (timings.tokens++ === 0) timings.firstTokenMs = performance.now() - t0;
       ids.push(t);
       w.push(1);
       if (t === AE) {
@@ -86,32 +118,44 @@ export async function generate(model: Model, tok: TemplateTokenizer, conv: Conve
         const q = tok.decode(qbuf).trim();
         queries.push(q);
         hops++;
-        let block: number[] | null = null;
-        if (o.search && hops <= o.maxHops) {
-          const seen = new Set(docs.map((d) => d.id));
-          const found = (await o.search(q)).filter((d) => !seen.has(d.id)).slice(0, o.topKPerHop);
-          if (found.length) {
-            const b = docsBlockIds(tok, found, docs.length + 1);
-            if (ids.length + b.length + 4 < o.maxLen) {
-              block = b;
-              found.forEach((d, i) => docs.push({ n: docs.length + 1, original: docs.length + 1 + i * 0, id: d.id, title: d.title, truncated: false }));
-            }
-          }
-        }
+        const tSearch = performance.now();
+        const block = o.search && hops <= o.maxHops ? await injectable(tok, o, q, docs, ids.length) : null;
+        timings.searchMs += performance.now() - tSearch;
         if (block) {
-          ids.push(...block);
-          for (let i = 0; i < block.length; i++) w.push(0);
-          logits = state.forward([t, ...block], block.length + 1);
+          o.onDocs?.([...docs]);
+          ids.push(...block.ids);
+          for (let i = 0; i < block.ids.length; i++) w.push(0);
+          logits = state.forward([t, ...block.ids], block.ids.length + 1);
           continue;
         }
       } else if (inQuery) qbuf.push(t);
-      else if (!tokIsSpecial(tok, t)) text.push(t);
+      else if (!tokIsSpecial(tok, t)) {
+        const delta = text.push(t);
+        if (delta) o.onText?.(delta);
+      }
       logits = state.forward([t], 1);
     }
+    const rest = text.end();
+    if (rest) o.onText?.(rest);
+    timings.decodeMs = performance.now() - tPrefilled - timings.searchMs;
   } finally {
-    state.free();
+    if (!o.state) state.free();
   }
-  return { ids, weights: Float32Array.from(w), promptLen, answer: tok.decode(text).trim(), queries, docs, hops, finished };
+  return { ids, weights: Float32Array.from(w), promptLen, answer: text.text(), queries, docs, hops, finished, timings };
+}
+
+/**
+ * Searches for a follow-up query and returns the documents block to inject (new documents only,
+ * numbered after those in context, appended to `docs`), or null when nothing new fits.
+ */
+async function injectable(tok: TemplateTokenizer, o: GenerateOptions, query: string, docs: RenderedDoc[], used: number): Promise<{ ids: number[] } | null> {
+  const seen = new Set(docs.map((d) => d.id));
+  const found = (await o.search!(query)).filter((d) => !seen.has(d.id)).slice(0, o.topKPerHop);
+  if (!found.length) return null;
+  const ids = docsBlockIds(tok, found, docs.length + 1);
+  if (used + ids.length + 4 >= o.maxLen) return null;
+  for (const d of found) docs.push({ n: docs.length + 1, original: docs.length + 1, id: d.id, title: d.title, truncated: false });
+  return { ids };
 }
 
 function tokIsSpecial(tok: TemplateTokenizer, id: number): boolean {
@@ -121,13 +165,6 @@ function tokIsSpecial(tok: TemplateTokenizer, id: number): boolean {
 
 /** Document ids cited by an answer through the numbering it saw, and the count of numbers that named none. */
 export function citedIds(answer: string, docs: RenderedDoc[]): { ids: string[]; invalid: number } {
-  const byN = new Map(docs.map((d) => [d.n, d.id]));
-  const ids: string[] = [];
-  let invalid = 0;
-  for (const n of parseCitations(answer)) {
-    const id = byN.get(n);
-    if (id === undefined) invalid++;
-    else ids.push(id);
-  }
-  return { ids, invalid };
+  const r = resolveCitations(answer, docs);
+  return { ids: r.docIds, invalid: r.invalid.length };
 }
