@@ -1,20 +1,12 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { rng } from "../src/data/random.ts";
 import { BIT_TABLE, VectorStore } from "../src/dense/store.ts";
 import { openDatabase } from "../src/kb/sqlite.ts";
+import { unitVectors } from "../src/dense/testkit.ts";
 import { tempDir } from "./helpers.ts";
 
 const DIM = 72; // not a multiple of 32: the last word of each row is partly padding
 
-function unitVectors(n: number, seed: number): Float32Array[] {
-  const r = rng(seed);
-  return Array.from({ length: n }, () => {
-    const v = Float32Array.from({ length: DIM }, () => r() - 0.5);
-    const norm = Math.hypot(...v);
-    return v.map((x) => x / norm);
-  });
-}
 
 /** The quantised search written as SQL: Hamming order with ties by id, then exact cosine re-score. */
 function reference(store: VectorStore, q: Float32Array, k: number, oversample: number, allowed: Set<number> | null) {
@@ -33,16 +25,17 @@ function reference(store: VectorStore, q: Float32Array, k: number, oversample: n
 describe("quantised search from in-memory sign bits", () => {
   test("matches the SQL definition, with and without a filter, and sees new vectors", async () => {
     const db = await openDatabase(join(tempDir(), "v.db"), { create: true });
+    db.run("PRAGMA synchronous = OFF"); // 800 single-row commits: without this, fsyncs dominate on a busy disk
     const store = new VectorStore(db, DIM);
     store.create();
-    const vectors = unitVectors(400, 5);
+    const vectors = unitVectors(400, DIM, 5);
     store.insert(vectors.map((_, i) => i + 1), vectors);
     const allowed = new Set(Array.from({ length: 150 }, (_, i) => 2 * i + 1));
-    for (const q of unitVectors(12, 9)) {
+    for (const q of unitVectors(12, DIM, 9)) {
       expect(store.quantized(q, 10, 4).map((n) => n.id)).toEqual(reference(store, q, 10, 4, null));
       expect(store.quantized(q, 10, 4, allowed).map((n) => n.id)).toEqual(reference(store, q, 10, 4, allowed));
     }
-    const extra = unitVectors(1, 77)[0]!;
+    const extra = unitVectors(1, DIM, 77)[0]!;
     store.insert([1000], [extra]);
     expect(store.quantized(extra, 1, 4)[0]!.id).toBe(1000);
     store.delete([1000]);

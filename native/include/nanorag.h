@@ -121,6 +121,13 @@ int nr_state_forward(nr_model *m, nr_state *s, const int32_t *tokens, int Tn, fl
 int nr_sample(const float *logits, int B, int V, float temperature, int top_k, float top_p,
               uint64_t *rng, int32_t *out);
 
+/* Exact KNN by squared L2 distance over n float vectors of dim (row-major, vecs), or over just the
+ * given row indices (rows, n of them; NULL = rows 0..n-1). Writes the nearest min(k, n) rows, nearest
+ * first, ties by lower row, with their squared distances. Runs on up to `threads` threads of its own.
+ * Returns the count written, or -1 (nr_last_error). */
+int nr_knn(const float *vecs, int dim, const int32_t *rows, int64_t n, const float *q, int k, int threads,
+           int32_t *out_rows, float *out_dist);
+
 /* The engine's threaded SGEMM (benchmarks, tests): C[M,N] (acc ? += : =) op(A) op(B), row-major;
  * ta: A is stored K x M; tb: B is stored N x K. */
 void nr_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,

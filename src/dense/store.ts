@@ -1,9 +1,12 @@
 import type { Database } from "bun:sqlite";
+import { FloatRows } from "./floats.ts";
+import { Snapshots } from "./snapshot.ts";
 
 /**
  * Vectors inside the KB file, keyed by chunk id:
- *  - `dense_vec`, a sqlite-vec `vec0` table of float[D]: exact KNN (brute force, L2 on unit vectors,
- *    so the order is cosine's), and point lookups to re-score candidates;
+ *  - `dense_vec`, a sqlite-vec `vec0` table of float[D]: the stored vectors, point lookups to re-score
+ *    candidates, and the source of exact KNN, which scans them from memory (`FloatRows`, a native
+ *    kernel; L2 on unit vectors, so the order is cosine's);
  *  - `dense_sign`, a plain table of the sign bits (D/8 bytes, 32x smaller): a Hamming prefilter,
  *    `ORDER BY vec_distance_hamming(...) LIMIT k x oversample`, whose candidates are re-scored exactly.
  *    (A vec0 bit[D] KNN costs grows with k: 5 / 17 / 66 ms for k = 10 / 100 / 400 at 100k rows, where
@@ -12,10 +15,6 @@ import type { Database } from "bun:sqlite";
  */
 export const VEC_TABLE = "dense_vec";
 export const BIT_TABLE = "dense_sign";
-/** sqlite-vec refuses k above this in one KNN query. */
-export const MAX_K = 4096;
-/** A point lookup (128-vector chunks) costs about as much as scanning this many rows in a brute-force KNN. */
-const POINT_LOOKUP_RATIO = 20;
 const FLOAT_CHUNK = 128;
 
 export interface Neighbor {
@@ -49,8 +48,14 @@ export class VectorStore {
     db.run(`DROP TABLE IF EXISTS ${BIT_TABLE}`);
   }
 
+  /** Drops this process's in-memory copies, which no longer match the tables. */
+  private invalidate(): void {
+    SignBits.snapshots.invalidate(this.db);
+    FloatRows.invalidate(this.db);
+  }
+
   insert(ids: number[], vectors: Float32Array[]): void {
-    SignBits.invalidate(this.db);
+    this.invalidate();
     const f = this.db.prepare(`INSERT INTO ${VEC_TABLE}(rowid, embedding) VALUES (?, ?)`);
     const b = this.hasBits ? this.db.prepare(`INSERT INTO ${BIT_TABLE}(id, b) VALUES (?, vec_quantize_binary(?))`) : null;
     for (let i = 0; i < ids.length; i++) {
@@ -60,7 +65,7 @@ export class VectorStore {
   }
 
   delete(ids: number[]): void {
-    SignBits.invalidate(this.db);
+    this.invalidate();
     const f = this.db.prepare(`DELETE FROM ${VEC_TABLE} WHERE rowid = ?`);
     const b = this.hasBits ? this.db.prepare(`DELETE FROM ${BIT_TABLE} WHERE id = ?`) : null;
     for (const id of ids) {
@@ -95,20 +100,14 @@ export class VectorStore {
   }
 
   /**
-   * Exact KNN over float vectors. `allowed` (a metadata filter's chunk ids) becomes a rowid
-   * constraint inside the KNN scan, so the k results are the exact top k among the allowed rows.
+   * Exact KNN over float vectors, scanned from memory by the native kernel: every vector, or only
+   * those of `allowed` (a metadata filter's chunk ids), so the k results are the exact top k among
+   * the allowed rows. Same order as sqlite-vec's vec0 KNN (L2, ties by id), about 5x faster.
    */
   exact(query: Float32Array, k: number, allowed: Set<number> | null = null): Neighbor[] {
     if (allowed && allowed.size === 0) return [];
-    // A small allowed set: score just those rows by point lookups (exact either way, and cheaper than a full scan).
-    if (allowed && allowed.size * POINT_LOOKUP_RATIO < this.count()) return this.distances(query, allowed).slice(0, k);
-    const kk = Math.min(k, MAX_K);
-    const rows = allowed
-      ? this.db
-          .query(`SELECT rowid AS id, distance FROM ${VEC_TABLE} WHERE embedding MATCH ? AND k = ? AND rowid IN (SELECT value FROM json_each(?)) ORDER BY distance`)
-          .all(query, kk, JSON.stringify([...allowed]))
-      : this.db.query(`SELECT rowid AS id, distance FROM ${VEC_TABLE} WHERE embedding MATCH ? AND k = ? ORDER BY distance`).all(query, kk);
-    return toNeighbors(rows as { id: number; distance: number }[]);
+    const rows = FloatRows.of(this.db, VEC_TABLE, this.dim).nearest(query, k, allowed);
+    return rows.map((r) => ({ id: r.id, score: 1 - r.distance2 / 2 }));
   }
 
   /**
@@ -138,27 +137,22 @@ function toNeighbors(rows: { id: number; distance: number }[]): Neighbor[] {
 }
 
 /**
- * Every chunk's sign bits packed in one Uint32Array, kept per open database until this process writes
- * vectors or another connection changes the file (PRAGMA data_version).
+ * Every chunk's sign bits packed in one Uint32Array, kept per open database (`Snapshots`).
  */
 class SignBits {
-  private static cache = new WeakMap<Database, SignBits>();
+  static readonly snapshots = new Snapshots<SignBits>();
 
   private constructor(
     readonly ids: Int32Array,
     readonly words: Uint32Array,
     readonly wordsPerRow: number,
-    readonly version: number,
   ) {}
 
-  static invalidate(db: Database): void {
-    SignBits.cache.delete(db);
+  static of(db: Database, dim: number): SignBits {
+    return SignBits.snapshots.get(db, () => SignBits.load(db, dim));
   }
 
-  static of(db: Database, dim: number): SignBits {
-    const version = (db.query("PRAGMA data_version").get() as { data_version: number }).data_version;
-    const cached = SignBits.cache.get(db);
-    if (cached && cached.version === version) return cached;
+  private static load(db: Database, dim: number): SignBits {
     const rows = db.query(`SELECT id, b FROM ${BIT_TABLE} ORDER BY id`).all() as { id: number; b: Uint8Array }[];
     const wordsPerRow = Math.ceil(dim / 32);
     const bytes = new Uint8Array(rows.length * wordsPerRow * 4);
@@ -167,9 +161,7 @@ class SignBits {
       ids[i] = r.id;
       bytes.set(r.b, i * wordsPerRow * 4);
     });
-    const bits = new SignBits(ids, new Uint32Array(bytes.buffer), wordsPerRow, version);
-    SignBits.cache.set(db, bits);
-    return bits;
+    return new SignBits(ids, new Uint32Array(bytes.buffer), wordsPerRow);
   }
 
   /** The `count` rows nearest to `query` in Hamming distance, ties broken by lower id. */

@@ -1,5 +1,6 @@
 import { Database } from "bun:sqlite";
 import * as sqliteVec from "sqlite-vec";
+import { rng } from "../data/random.ts";
 import type { Chunk, PluginContext, Retriever } from "../plugin-api.ts";
 
 /**
@@ -131,4 +132,14 @@ export class TestKb {
   close(): void {
     this.db.close();
   }
+}
+
+/** n random unit vectors of dim (uniform components, normalised), the same for a seed. */
+export function unitVectors(n: number, dim: number, seed: number): Float32Array[] {
+  const r = rng(seed);
+  return Array.from({ length: n }, () => {
+    const v = Float32Array.from({ length: dim }, () => r() - 0.5);
+    const norm = Math.hypot(...v);
+    return v.map((x) => x / norm);
+  });
 }
