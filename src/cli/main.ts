@@ -16,6 +16,9 @@ export const main = defineCommand({
     train: () => import("./train.ts").then((m) => m.default),
     pretrain: () => import("./pretrain.ts").then((m) => m.default),
     pipeline: () => import("./pipeline.ts").then((m) => m.default),
+    chat: () => import("./chat.ts").then((m) => m.default),
+    ask: () => import("./ask.ts").then((m) => m.default),
+    serve: () => import("./serve.ts").then((m) => m.default),
   },
 });
 

@@ -1,0 +1,73 @@
+/**
+ * POST /v1/chat/completions. The request waits its turn for the engine (429 at once when the line is
+ * full), then the answer is generated; streamed as server-sent events in OpenAI's chunk format, or
+ * returned whole. A client that goes away aborts its generation between two tokens, which frees the
+ * engine for the next request.
+ */
+import type { Answer } from "../answer/answer.ts";
+import { json } from "./http.ts";
+import { completion, completionIds, deltaChunk, finalChunk, SSE_DONE, sseData, usageChunk } from "./openai.ts";
+import { chatRequest, type ChatRequest } from "./requests.ts";
+import type { ServeContext } from "./context.ts";
+
+/** Links the client's lifetime to the work done for it. */
+function clientGone(req: Request): AbortController {
+  const abort = new AbortController();
+  const onAbort = () => abort.abort(new DOMException("the client disconnected", "AbortError"));
+  if (req.signal.aborted) onAbort();
+  else req.signal.addEventListener("abort", onAbort, { once: true });
+  return abort;
+}
+
+export async function chatCompletions(req: Request, body: Record<string, unknown>, ctx: ServeContext): Promise<Response> {
+  const r = chatRequest(body, ctx.limits);
+  const abort = clientGone(req);
+  const ticket = ctx.queue.enter(abort.signal);
+  const ids = completionIds(ctx.modelName);
+  const run = (onToken?: (delta: string) => void, onSources?: (s: Answer["sources"]) => void) => ctx.answer(r, { onToken, onSources, signal: abort.signal });
+  if (!r.stream) {
+    try {
+      await ticket.ready;
+      const a = await run();
+      return json(completion(ids, a.answer, a.promptTokens));
+    } finally {
+      ticket.release();
+    }
+  }
+  const enc = new TextEncoder();
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      const send = (s: string) => {
+        if (!abort.signal.aborted) controller.enqueue(enc.encode(s));
+      };
+      void streamAnswer(r, ticket, run, ids, send).finally(() => {
+        if (!abort.signal.aborted) controller.close();
+      });
+    },
+    cancel() {
+      abort.abort(new DOMException("the client disconnected", "AbortError"));
+    },
+  });
+  return new Response(stream, { headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-accel-buffering": "no" } });
+}
+
+type Run = (onToken: (delta: string) => void, onSources: (s: Answer["sources"]) => void) => ReturnType<ServeContext["answer"]>;
+
+async function streamAnswer(r: ChatRequest, ticket: { ready: Promise<void>; release(): void }, run: Run, ids: ReturnType<typeof completionIds>, send: (s: string) => void): Promise<void> {
+  try {
+    await ticket.ready;
+    send(sseData(deltaChunk(ids, { role: "assistant", content: "" })));
+    const a = await run(
+      (delta) => send(sseData(deltaChunk(ids, { content: delta }))),
+      // Sources as soon as they are known, so a page can show them while the answer streams.
+      (sources) => send(sseData(deltaChunk(ids, {}, { sources }))),
+    );
+    send(sseData(finalChunk(ids, a.answer)));
+    if (r.includeUsage) send(sseData(usageChunk(ids, a.answer, a.promptTokens)));
+    send(SSE_DONE);
+  } catch (e) {
+    if ((e as Error)?.name !== "AbortError") send(sseData({ error: { message: (e as Error).message ?? String(e), type: "server_error" } }));
+  } finally {
+    ticket.release();
+  }
+}
