@@ -67,6 +67,7 @@ async function openPassage(src) {
   shown = src;
   $("passage").hidden = false;
   $("passage").dataset.id = src.id;
+  delete $("passage").dataset.loaded;
   $("passage-title").textContent = `[${src.n}] ${src.title}`;
   $("passage-id").textContent = src.id;
   $("passage-text").textContent = src.snippet;
