@@ -10,8 +10,8 @@ import { intFlag, kbArgs, keyValues, listFlag, printJson, withKb } from "./commo
 
 const inputArg = { input: { type: "string", description: "Documents: a JSONL file (seed or BEIR format), HotpotQA rows, or a folder of .md/.txt", required: true, valueHint: "PATH" } } as const;
 
-// dense: which embedder builds/extends/refits the vectors (e.g. "lsa", "lsa:dim=128", "http:url=http://host/v1,model=m").
-const embedderArg = { embedder: { type: "string", description: 'Dense embedder: lsa (default), lsa:dim=N, or http:url=URL,model=NAME[,api_key_env=VAR]', valueHint: "SPEC" } } as const;
+// dense: which embedder builds/extends/refits the vectors (e.g. "lsa", "lsa:dim=128", "http:url=http://host/v1,model=m", "model:checkpoint=runs/main/rag").
+const embedderArg = { embedder: { type: "string", description: 'Dense embedder: lsa (default), lsa:dim=N, http:url=URL,model=NAME[,api_key_env=VAR], or model:checkpoint=DIR', valueHint: "SPEC" } } as const;
 
 function snippet(text: string, n = 160): string {
   const flat = text.replace(/\s+/g, " ").trim();

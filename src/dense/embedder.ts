@@ -39,6 +39,8 @@ export interface EmbedderFactory {
   options: string[];
   /** Option keys whose value must match the stored identity (besides the name). */
   identityKeys: string[];
+  /** The spec with its options in the form the identity stores (e.g. a path made absolute), for comparing. */
+  canonical?(spec: EmbedderSpec): EmbedderSpec;
   /** A fresh embedder for a build; fitted ones (lsa) fit on `corpus` and persist their model. */
   create(spec: EmbedderSpec, env: DenseEnv, corpus: string[]): Promise<Embedder>;
   /** The embedder a KB was built with, from its stored identity. */
@@ -77,8 +79,9 @@ export function checkSpecMatches(spec: EmbedderSpec, stored: EmbedderIdentity, f
   const problems: string[] = [];
   if (spec.name !== stored.name) problems.push(`embedder ${spec.name} != ${stored.name}`);
   else if (factory) {
+    const options = (factory.canonical?.(spec) ?? spec).options;
     for (const key of factory.identityKeys) {
-      const want = spec.options[key];
+      const want = options[key];
       if (want === undefined) continue;
       const have = key === "dim" ? stored.dim : stored.settings[key];
       if (String(have) !== want) problems.push(`${key} ${want} != ${have}`);

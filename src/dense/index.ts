@@ -15,21 +15,18 @@ import {
 } from "./embedder.ts";
 import { httpFactory } from "./http.ts";
 import { lsaFactory } from "./lsa.ts";
+import { modelFactory } from "./model.ts";
 import { BIT_TABLE, VectorStore } from "./store.ts";
 
 export { parseSpec, formatIdentity };
 export type { EmbedderIdentity, EmbedderSpec };
 
-/** Embedders by name. `model` (pooled hidden states of a nanorag checkpoint) is pending the engine. */
-export const EMBEDDERS: Record<string, EmbedderFactory> = { lsa: lsaFactory, http: httpFactory };
-const PENDING: Record<string, string> = {
-  model: "the `model` embedder (pooled hidden states of a nanorag checkpoint through the native engine) is pending the engine issue; use lsa or http",
-};
+/** Embedders by name. */
+export const EMBEDDERS: Record<string, EmbedderFactory> = { lsa: lsaFactory, http: httpFactory, model: modelFactory };
 
 export function factory(name: string): EmbedderFactory {
   const f = EMBEDDERS[name];
   if (f) return f;
-  if (PENDING[name]) throw new UserError(PENDING[name]!);
   throw new UserError(`unknown embedder "${name}" (valid: ${Object.keys(EMBEDDERS).join(", ")})`);
 }
 
