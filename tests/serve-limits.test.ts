@@ -120,6 +120,23 @@ describe("nanorag serve limits", () => {
     expect((await health(s)).requests.server_errors).toBe(0);
   });
 
+  test("SIGTERM during an answer: the answer is cut, the server exits 0", async () => {
+    const s = await serve(f, ["--max-tokens", "480"]);
+    const res = await post(`${s.url}/v1/chat/completions`, ask("What is Python used for?", { max_tokens: 480, stream: true }));
+    const events: string[] = [];
+    try {
+      for await (const d of sseData(res)) {
+        events.push(d);
+        if (events.length === 3) s.proc.kill("SIGTERM");
+      }
+    } catch {
+      /* the connection is closed under the reader */
+    }
+    expect(await s.proc.exited).toBe(0);
+    expect(events).not.toContain("[DONE]");
+    expect(s.stderr()).toContain("SIGTERM: stopping");
+  });
+
   test("24 concurrent requests (streamed and not) wait their turn and are all answered", async () => {
     const s = await started(["--max-tokens", "480"]);
     const one = async (i: number) => {

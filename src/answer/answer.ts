@@ -63,6 +63,8 @@ export interface Answer {
   timings: AnswerTimings;
   /** every document in context, numbered as the model saw them */
   docs: RenderedDoc[];
+  /** their titles and texts as retrieved (what groundedness is checked against) */
+  contextText: string;
 }
 
 /** Extra documents asked for per follow-up query: some may already be in context and are skipped. */
@@ -110,6 +112,7 @@ export async function answerQuestion(model: Model, tok: TemplateTokenizer, quest
     queries: g.queries,
     finished: g.finished,
     docs: g.docs,
+    contextText: g.docs.map((d) => `${d.title}\n${texts.get(d.id) ?? ""}`).join("\n\n"),
     timings: {
       prompt_tokens: g.promptLen,
       retrieve_ms: ms(retrieveMs + t.searchMs),

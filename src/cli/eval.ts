@@ -1,16 +1,24 @@
+import { writeFileSync } from "node:fs";
 import { defineCommand } from "citty";
+import { readQuestions } from "../data/schema.ts";
+import { UserError } from "../errors.ts";
+import { evalQa, qaJson } from "../eval/qa.ts";
+import { qaHtml } from "../eval/qa-html.ts";
+import { writeJsonl } from "../io/jsonl.ts";
+import { askOptions, modelArgs, modesFlag, openAnswerer, repeatedFlag, retrievalArgs } from "./answering.ts";
 import { evaluateRetriever, loadQueries } from "../eval/retrieval.ts";
 import { intFlag, kbArgs, keyValues, listFlag, printJson, withKb } from "./common.ts";
 
 /** Prints rows of metrics as an aligned table, one retriever per row. */
 export type MetricsRow = { retriever: string } & Record<string, string | number>;
 
-export function metricsTable(rows: MetricsRow[]): string {
-  const cols = Object.keys(rows[0] ?? {}).filter((c) => c !== "retriever");
-  const header = ["retriever", ...cols];
-  const cells = rows.map((r) => [r.retriever, ...cols.map((c) => String(r[c]))]);
+/** `leading` columns are text, left-aligned; the rest right-aligned, null printed as "-". */
+export function metricsTable<Row extends object>(rows: Row[], leading: string[] = ["retriever"]): string {
+  const cols = Object.keys(rows[0] ?? {}).filter((c) => !leading.includes(c));
+  const header = [...leading, ...cols];
+  const cells = rows.map((r) => header.map((c) => String((r as Record<string, unknown>)[c] ?? "-")));
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]!.length)));
-  const fmt = (row: string[]) => row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  const fmt = (row: string[]) => row.map((c, i) => (i < leading.length ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
   return [fmt(header), widths.map((w) => "-".repeat(w)).join("  "), ...cells.map(fmt)].join("\n");
 }
 
@@ -39,7 +47,32 @@ const retrieval = defineCommand({
   },
 });
 
+const qa = defineCommand({
+  meta: { name: "qa", description: "Answer quality of one or more models (repeat --model) closed-book, with RAG and with REFRAG: EM, F1, citations, groundedness, abstention, hops, latency" },
+  args: {
+    ...modelArgs,
+    ...retrievalArgs,
+    questions: { type: "string", description: "Questions JSONL with gold answers and relevant_docs (nanorag prepare's format, or the seed's queries)", required: true, valueHint: "FILE" },
+    modes: { type: "string", description: "Comma-separated answer modes: none (closed-book), rag, refrag", default: "none,rag,refrag" },
+    html: { type: "string", description: "Also write a self-contained HTML report with charts", valueHint: "FILE" },
+    records: { type: "string", description: "Also write every answer with its scores' inputs as JSONL", valueHint: "FILE" },
+    json: { type: "boolean", description: "Print {models: {MODEL: {MODE: metrics}}} (and modes: {MODE: metrics} for one model) as JSON" },
+  },
+  async run({ args, rawArgs }) {
+    const models = repeatedFlag(rawArgs, "model");
+    const modes = modesFlag(args.modes);
+    const qs = readQuestions(args.questions);
+    if (qs.length === 0) throw new UserError(`${args.questions}: no questions`);
+    const { rows, records } = await evalQa(models, (m) => openAnswerer(args, m), qs, modes, askOptions(args));
+    if (args.records) writeJsonl(args.records, records);
+    if (args.html) writeFileSync(args.html, qaHtml(rows, `nanorag eval qa: ${args.questions}`));
+    const byModel = qaJson(rows);
+    if (args.json) printJson(models.length === 1 ? { models: byModel, modes: byModel[models[0]!] } : { models: byModel });
+    else process.stdout.write(`${metricsTable(rows, ["model", "mode"])}\n`);
+  },
+});
+
 export default defineCommand({
   meta: { name: "eval", description: "Measure quality" },
-  subCommands: { retrieval },
+  subCommands: { retrieval, qa },
 });

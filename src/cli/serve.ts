@@ -63,7 +63,9 @@ export default defineCommand({
         process.once("SIGTERM", () => done("SIGTERM"));
       });
       log.info(`${signal}: stopping`);
+      // Closing every connection aborts the answers in flight; the model is freed once they have stopped.
       await server.stop(true);
+      await ctx.queue.idle();
     } finally {
       answerer.close();
     }

@@ -8,7 +8,7 @@ import type { Model } from "../engine/index.ts";
 import type { QuestionRow } from "../data/schema.ts";
 import { type AnswerRecord, type QualitySummary, summarizeByType } from "../rag/metrics.ts";
 import type { TemplateTokenizer } from "../rag/template.ts";
-import { answerQuestion, type AnswerSettings, type Retrieve } from "../answer/answer.ts";
+import { type Answer, answerQuestion, type AnswerSettings, type Retrieve } from "../answer/answer.ts";
 
 /** "closed" is the quality table's name for closed-book answering (mode "none" of src/answer). */
 export type AnswerMode = "closed" | "rag" | "refrag";
@@ -23,6 +23,25 @@ export function answerSettings(cfg: { topK: number; maxHops: number; topKPerHop:
   return { topK: cfg.topK, maxHops: cfg.maxHops, topKPerHop: cfg.topKPerHop, maxNewTokens: cfg.maxNewTokens, maxLen: cfg.seqLen * 2, readTwice: cfg.readTwice };
 }
 
+/** What the metrics need from one answer to one question. */
+export function answerRecord(q: QuestionRow, a: Answer): AnswerRecord {
+  return {
+    id: q.id,
+    type: q.type,
+    question: q.question,
+    gold: q.answer,
+    answerable: q.answerable,
+    relevant_docs: q.relevant_docs,
+    prediction: a.answer,
+    citedIds: a.citations.map((c) => c.id),
+    invalidCitations: a.invalid_citations.length,
+    contextIds: a.docs.map((d) => d.id),
+    hops: a.hops,
+    contextText: a.contextText,
+    timings: a.timings,
+  };
+}
+
 /** Greedy answers to questions, one inference state reused across them. */
 export async function answerQuestions(model: Model, tok: TemplateTokenizer, qs: QuestionRow[], o: AnswerOptions): Promise<AnswerRecord[]> {
   const out: AnswerRecord[] = [];
@@ -30,19 +49,7 @@ export async function answerQuestions(model: Model, tok: TemplateTokenizer, qs: 
   try {
     for (const q of qs) {
       const a = await answerQuestion(model, tok, q.question, { ...o, mode: o.mode === "closed" ? "none" : o.mode, state });
-      out.push({
-        id: q.id,
-        type: q.type,
-        question: q.question,
-        gold: q.answer,
-        answerable: q.answerable,
-        relevant_docs: q.relevant_docs,
-        prediction: a.answer,
-        citedIds: a.citations.map((c) => c.id),
-        invalidCitations: a.invalid_citations.length,
-        contextIds: a.docs.map((d) => d.id),
-        hops: a.hops,
-      });
+      out.push(answerRecord(q, a));
     }
   } finally {
     state.free();

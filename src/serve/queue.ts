@@ -21,6 +21,7 @@ interface Entry {
 export class EngineQueue {
   private busy = false;
   private readonly waiting: Entry[] = [];
+  private readonly idleWaiters: (() => void)[] = [];
 
   /** capacity: how many requests may wait while one runs. */
   constructor(readonly capacity: number) {}
@@ -69,10 +70,19 @@ export class EngineQueue {
     entry.refuse(reason);
   }
 
+  /** Resolves once nothing runs or waits (after a shutdown has aborted the requests in flight). */
+  idle(): Promise<void> {
+    if (!this.busy) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
   private pump(): void {
     if (this.busy) return;
     const e = this.waiting.shift();
-    if (!e) return;
+    if (!e) {
+      for (const resolve of this.idleWaiters.splice(0)) resolve();
+      return;
+    }
     this.busy = true;
     e.state = "running";
     e.grant();

@@ -16,6 +16,7 @@ import { type Phase, type RagSource, TextSource } from "./data.ts";
 import { citedIds, generate } from "./generate.ts";
 import { type LoopResult, type LoopState, type StepBatch, trainLoop } from "./loop.ts";
 import type { Wandb } from "./report.ts";
+import type { ProcessGroup } from "./parallel/group.ts";
 
 export interface StageContext {
   cfg: TrainConfig;
@@ -27,21 +28,28 @@ export interface StageContext {
   gstep0?: number;
   stopAfter?: number;
   quiet?: boolean;
+  /** the ranks of a multi-process job (null: this process alone) */
+  group?: ProcessGroup | null;
 }
 
 /** What every stage passes through to the loop unchanged. */
 function loopContext(ctx: StageContext) {
-  return { outDir: ctx.outDir, meta: ctx.meta, resume: ctx.resume, gstep0: ctx.gstep0, wandb: ctx.wandb, stopAfter: ctx.stopAfter, quiet: ctx.quiet };
+  return { outDir: ctx.outDir, meta: ctx.meta, resume: ctx.resume, gstep0: ctx.gstep0, wandb: ctx.wandb, stopAfter: ctx.stopAfter, quiet: ctx.quiet, group: ctx.group };
+}
+
+/** Rows of one global micro-batch: deviceBatch per rank. */
+function globalRows(ctx: StageContext): number {
+  return ctx.cfg.deviceBatch * (ctx.group?.world ?? 1);
 }
 
 export function newModel(cfg: TrainConfig, vocabSize: number): Model {
   return Model.create(modelConfig(cfg, vocabSize), cfg.seed);
 }
 
-async function microBatches(get: (p: number) => Promise<Example | null>, cursor: number, cfg: TrainConfig, padId: number, pack = cfg.pack): Promise<{ micro: MicroBatch[]; cursor: number }> {
+async function microBatches(get: (p: number) => Promise<Example | null>, cursor: number, cfg: TrainConfig, rows: number, padId: number, pack = cfg.pack): Promise<{ micro: MicroBatch[]; cursor: number }> {
   const micro: MicroBatch[] = [];
   for (let a = 0; a < cfg.gradAccum; a++) {
-    const r = await nextMicroBatch(get, cursor, cfg.deviceBatch, cfg.seqLen, padId, pack);
+    const r = await nextMicroBatch(get, cursor, rows, cfg.seqLen, padId, pack);
     micro.push(r.batch);
     cursor = r.cursor;
   }
@@ -81,7 +89,7 @@ export async function pretrainStage(ctx: StageContext, model: Model, texts: stri
     steps,
     ...loopContext(ctx),
     bestKey: valBatches.length ? "val_loss" : undefined,
-    nextStep: async (_step, cursor): Promise<StepBatch> => microBatches(async (p) => src.get(p), cursor, cfg, bos, true),
+    nextStep: async (_step, cursor): Promise<StepBatch> => microBatches(async (p) => src.get(p), cursor, cfg, globalRows(ctx), bos, true),
     evaluate: valBatches.length ? async () => ({ val_loss: evalLoss(model, valBatches) }) : undefined,
   });
 }
@@ -128,7 +136,7 @@ export async function ragStage(ctx: StageContext, model: Model, o: RagStageOptio
     bestHigher: evalQs.length > 0,
     nextStep: async (step, cursor) => {
       const phase: Phase = step < goldSteps ? "gold" : "full";
-      return microBatches((p) => o.source.example(p, phase), cursor, cfg, bos);
+      return microBatches((p) => o.source.example(p, phase), cursor, cfg, globalRows(ctx), bos);
     },
     evaluate: async () => {
       const out: Record<string, number> = {};
@@ -242,7 +250,7 @@ export async function rlStage(ctx: StageContext, model: Model, ref: Model | null
       const batchQs = Array.from({ length: cfg.rlQuestions }, (_, i) => qs[order[(cursor + i) % qs.length]!]!);
       const sampler = new Sampler(BigInt(cfg.seed) * 1000003n + BigInt(step));
       const rs = await rollouts(model, tok, batchQs, retrieve, cfg, sampler);
-      const { micro, sampled, kl } = policyBatches(model, ref, rs, cfg, bos);
+      const { micro, sampled, kl } = policyBatches(model, ref, rs, { ...cfg, deviceBatch: globalRows(ctx) }, bos);
       const m = (f: (r: Rollout) => number) => rs.reduce((a, r) => a + f(r), 0) / rs.length;
       return {
         micro,
