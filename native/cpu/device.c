@@ -1,5 +1,5 @@
 /* The device ABI on the CPU build: one device (the host), parameters already live in host memory, and no NCCL.
- * CPU ranks of a multi-process run average gradients over the TypeScript TCP all-reduce (src/train/dist/). */
+ * CPU ranks of a multi-process run average gradients over the TypeScript TCP all-reduce (src/train/parallel/). */
 #include <stdio.h>
 #include "common.h"
 #include "nanorag.h"

@@ -1,7 +1,9 @@
 import { defineCommand } from "citty";
 import { buildConfig, configArgs, configOverrides, loadNamed } from "../train/config.ts";
 import { runPipeline } from "../train/pipeline.ts";
+import { selectDevice, type DeviceFlag } from "../engine/index.ts";
 import { intFlag, printJson } from "./common.ts";
+import { deviceArgs } from "./job.ts";
 
 export default defineCommand({
   meta: {
@@ -19,10 +21,12 @@ export default defineCommand({
     resume: { type: "boolean", description: "Continue each stage from its latest checkpoint" },
     wandb: { type: "string", description: "Also log to this Weights & Biases project", valueHint: "PROJECT" },
     json: { type: "boolean", description: "Print the tables as JSON on stdout" },
+    ...deviceArgs,
     ...configArgs(),
   },
   async run({ args }) {
     const cfg = buildConfig(await loadNamed(args.config), configOverrides(args as Record<string, unknown>));
+    selectDevice((args.device ?? "auto") as DeviceFlag);
     const r = await runPipeline({
       cfg,
       outDir: args.out ?? "runs/main",

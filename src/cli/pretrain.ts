@@ -10,6 +10,7 @@ import { runPretrain } from "../train/run.ts";
 import { Kb } from "../kb/kb.ts";
 import { loadPlugins } from "../retrieval/host.ts";
 import { intFlag, printJson } from "./common.ts";
+import { jobArgs, startTraining } from "./job.ts";
 
 async function openKb(a: { kb: string; plugins?: string }): Promise<Kb> {
   await loadPlugins(a.plugins);
@@ -30,10 +31,16 @@ export default defineCommand({
     wandb: { type: "string", description: "Also log to this Weights & Biases project", valueHint: "PROJECT" },
     plugins: { type: "string", description: "Extra folder of retriever plugins", valueHint: "DIR" },
     json: { type: "boolean", description: "Print the result as JSON on stdout" },
+    ...jobArgs,
     ...configArgs(),
   },
-  async run({ args }) {
-    const cfg = buildConfig(await loadNamed(args.config), configOverrides(args as Record<string, unknown>));
+  async run({ args, rawArgs }) {
+    const job = await startTraining(["pretrain", ...rawArgs], args, buildConfig(await loadNamed(args.config), configOverrides(args as Record<string, unknown>)));
+    if ("exitCode" in job) {
+      process.exitCode = job.exitCode;
+      return;
+    }
+    const { cfg, group } = job;
     let texts: string[] = [];
     if (args.corpus) {
       if (!existsSync(args.corpus)) throw new UserError(`--corpus ${args.corpus} does not exist`);
@@ -67,11 +74,12 @@ export default defineCommand({
     if (texts.length < 2) throw new UserError("the corpus has fewer than 2 texts");
     const nVal = Math.min(50, Math.max(1, Math.floor(texts.length * 0.02)));
     const out = args.out ?? "runs/pretrain";
-    const r = await runPretrain({ cfg, outDir: out, texts: texts.slice(nVal), valTexts: texts.slice(0, nVal), tokenizer: args.tokenizer, vocabSize: intFlag("vocab-size", args["vocab-size"], 2048, 300), resume: Boolean(args.resume), wandb: args.wandb });
+    const r = await runPretrain({ cfg, outDir: out, texts: texts.slice(nVal), valTexts: texts.slice(0, nVal), tokenizer: args.tokenizer, vocabSize: intFlag("vocab-size", args["vocab-size"], 2048, 300), resume: Boolean(args.resume), wandb: args.wandb, group }).finally(() => group?.close());
     if (r.result.interrupted) {
       process.exitCode = 130;
       return;
     }
+    if (group && !group.lead) return; // rank 0 reports for the job
     log.success(`${out}: pretrained ${r.result.step} steps, last loss ${r.result.losses.at(-1)?.toFixed(4) ?? "-"}; tokenizer ${r.tokenizerPath}`);
     if (args.json) printJson({ out, tokenizer: r.tokenizerPath, steps: r.result.step, last: r.result.last });
   },

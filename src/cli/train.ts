@@ -8,6 +8,7 @@ import { formatQuality, quality, runTrain } from "../train/run.ts";
 import { Kb } from "../kb/kb.ts";
 import { loadPlugins } from "../retrieval/host.ts";
 import { intFlag, printJson } from "./common.ts";
+import { jobArgs, startTraining } from "./job.ts";
 
 async function openKb(a: { kb: string; plugins?: string }): Promise<Kb> {
   await loadPlugins(a.plugins);
@@ -33,20 +34,27 @@ export default defineCommand({
     "eval-n": { type: "string", description: "Questions in the final quality table (default 100)", valueHint: "N" },
     plugins: { type: "string", description: "Extra folder of retriever plugins", valueHint: "DIR" },
     json: { type: "boolean", description: "Print the result as JSON on stdout" },
+    ...jobArgs,
     ...configArgs(),
   },
-  async run({ args }) {
+  async run({ args, rawArgs }) {
     const named = await loadNamed(args.config);
-    const cfg = buildConfig(named, configOverrides(args as Record<string, unknown>));
+    const job = await startTraining(["train", ...rawArgs], args, buildConfig(named, configOverrides(args as Record<string, unknown>)));
+    if ("exitCode" in job) {
+      process.exitCode = job.exitCode;
+      return;
+    }
+    const { cfg, group } = job;
     const ds = loadDataset(args.data);
     const kb = await openKb({ kb: args.kb, plugins: args.plugins });
     try {
       const outDir = args.out ?? "runs/train";
-      const r = await runTrain({ cfg, outDir, ds, kb, tokenizer: args.tokenizer, source: args.source ?? "scratch", refrag: Boolean(args.refrag), resume: Boolean(args.resume), wandb: args.wandb });
+      const r = await runTrain({ cfg, outDir, ds, kb, tokenizer: args.tokenizer, source: args.source ?? "scratch", refrag: Boolean(args.refrag), resume: Boolean(args.resume), wandb: args.wandb, group });
       if (r.interrupted) {
         process.exitCode = 130;
         return;
       }
+      if (group && !group.lead) return; // rank 0 reports for the job
       const split = (args["eval-split"] ?? "val") as "val" | "test" | "none";
       let table = null;
       if (split !== "none") {
@@ -60,6 +68,7 @@ export default defineCommand({
       log.success(`${outDir}: done (${Object.keys(r.results).join(", ") || "nothing to do"})`);
       if (args.json) printJson({ out: outDir, config: cfg, last: losses, quality: table });
     } finally {
+      group?.close();
       kb.close();
     }
   },

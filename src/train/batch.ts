@@ -20,6 +20,8 @@ export interface MicroBatch {
   weightSum: number;
   /** non-padding tokens */
   tokensUsed: number;
+  /** non-padding tokens of each row */
+  rowTokens: Int32Array;
 }
 
 /** Examples indexed by a global position (deterministic: the same position always gives the same example). */
@@ -66,6 +68,7 @@ export function assemble(rows: Example[][], B: number, T: number, padId: number)
   const weights = new Float32Array(B * T);
   let weightSum = 0;
   let tokensUsed = 0;
+  const rowTokens = new Int32Array(B);
   rows.forEach((row, r) => {
     const ids: number[] = [];
     const ws: number[] = [];
@@ -75,7 +78,8 @@ export function assemble(rows: Example[][], B: number, T: number, padId: number)
         ws.push(ex.weights[i]!);
       }
     }
-    tokensUsed += Math.min(ids.length, T + 1);
+    rowTokens[r] = Math.min(ids.length, T + 1);
+    tokensUsed += rowTokens[r]!;
     for (let j = 0; j < T; j++) {
       if (j < ids.length) tokens[r * T + j] = ids[j]!;
       if (j + 1 < ids.length) {
@@ -88,5 +92,23 @@ export function assemble(rows: Example[][], B: number, T: number, padId: number)
       }
     }
   });
-  return { tokens, targets, weights, B, T, weightSum, tokensUsed };
+  return { tokens, targets, weights, B, T, weightSum, tokensUsed, rowTokens };
+}
+
+/**
+ * One rank's share of a global micro-batch: rows [rank * B / world, (rank + 1) * B / world). Every rank
+ * builds the same global batch and trains on its own rows, so together they train on exactly the
+ * batch one process would.
+ */
+export function shardRows(m: MicroBatch, rank: number, world: number): MicroBatch {
+  if (world === 1) return m;
+  if (m.B % world !== 0) throw new Error(`a batch of ${m.B} rows cannot be split between ${world} ranks`);
+  const B = m.B / world;
+  const [a, b] = [rank * B * m.T, (rank + 1) * B * m.T];
+  const targets = m.targets.subarray(a, b);
+  const weights = m.weights.subarray(a, b);
+  let weightSum = 0;
+  for (let i = 0; i < targets.length; i++) if (targets[i]! >= 0) weightSum += weights[i]!;
+  const rowTokens = m.rowTokens.subarray(rank * B, (rank + 1) * B);
+  return { tokens: m.tokens.subarray(a, b), targets, weights, B, T: m.T, weightSum, tokensUsed: rowTokens.reduce((x, y) => x + y, 0), rowTokens };
 }

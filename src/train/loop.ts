@@ -4,18 +4,22 @@
  * weights, applies the schedule and steps the optimizer; it evaluates every N steps, writes metrics
  * (JSONL + HTML plot + optional W&B), saves checkpoints (periodic "latest" with the data position,
  * "best" by the eval metric, "final"), resumes exactly from "latest", and saves on Ctrl-C.
+ * In a multi-process job (a ProcessGroup) every rank trains on its rows of the same global batch and
+ * the gradients are averaged before the optimizer step; rank 0 alone logs, evaluates and saves.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../errors.ts";
 import { loadCheckpoint, type Model, saveCheckpoint } from "../engine/index.ts";
 import { formatRate, formatSeconds, log } from "../log.ts";
-import type { MicroBatch } from "./batch.ts";
+import { type MicroBatch, shardRows } from "./batch.ts";
 import type { TrainConfig } from "./config.ts";
+import type { ProcessGroup } from "./parallel/group.ts";
 import { MetricsLog, type Row, Wandb, writePlot } from "./report.ts";
 import { lrMultiplier } from "./schedule.ts";
 
 export interface StepBatch {
+  /** the global batch: in a multi-process job, deviceBatch x world rows per micro-batch, the same on every rank */
   micro: MicroBatch[];
   /** data position after this step (saved in checkpoints) */
   cursor: number;
@@ -56,6 +60,8 @@ export interface LoopOptions {
   /** stop after this many steps of this run (tests: simulate an interruption) */
   stopAfter?: number;
   quiet?: boolean;
+  /** the ranks of a multi-process job (null: this process alone) */
+  group?: ProcessGroup | null;
 }
 
 export interface LoopResult extends LoopState {
@@ -109,19 +115,30 @@ function installSigint(): void {
   });
 }
 
+/** Hashes of the config and the weights, which every rank must start from. */
+function fingerprint(model: Model, cfg: TrainConfig): string {
+  model.download();
+  const p = model.params;
+  return `${Bun.hash(JSON.stringify({ ...cfg, threads: 0 }))}:${Bun.hash(new Uint8Array(p.buffer, p.byteOffset, p.byteLength))}`;
+}
+
 export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
   const { model, cfg } = o;
+  const group = o.group ?? null;
+  const lead = !group || group.lead;
+  const world = group?.world ?? 1;
   installSigint();
-  mkdirSync(join(o.outDir, "checkpoints"), { recursive: true });
+  if (group) await group.agree("config and initial weights", fingerprint(model, cfg));
   const ckDir = join(o.outDir, "checkpoints");
+  if (lead) mkdirSync(ckDir, { recursive: true });
   const st: LoopState = o.resume ? { ...o.resume } : { stage: o.stage, step: 0, cursor: 0, best: null, gstep0: o.gstep0 ?? 0 };
-  const metrics = new MetricsLog(join(o.outDir, "metrics.jsonl"), o.resume ? { stage: o.stage, step: st.step } : null);
+  const metrics = lead ? new MetricsLog(join(o.outDir, "metrics.jsonl"), o.resume ? { stage: o.stage, step: st.step } : null) : null;
   const plotPath = join(o.outDir, "metrics.html");
   const s = Math.sqrt(768 / cfg.nEmbd);
   const frac = cfg.initLrFrac * (o.lrFrac ?? 1);
   const sched = { steps: o.steps, warmupSteps: cfg.warmupSteps, warmdownFrac: cfg.warmdownFrac, finalFrac: cfg.finalLrFrac };
   const meta = () => ({ ...(o.meta ?? {}), config: cfg, loop: st });
-  const save = (name: string) => saveCheckpointAtomic(model, join(ckDir, name), meta());
+  const save = (name: string) => lead && saveCheckpointAtomic(model, join(ckDir, name), meta());
   const losses: number[] = [];
   let last: Row | null = null;
   const t0 = performance.now();
@@ -130,6 +147,8 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
   const tty = Boolean(process.stderr.isTTY) && !process.env.CI;
   const every = Math.max(1, Math.round(o.steps / 20));
   let interrupted = false;
+  // with several ranks, Ctrl-C counts once all ranks know of it (summed in the all-reduce), so they stop at the same step
+  let stopAgreed = false;
 
   const doEval = async (): Promise<Row> => {
     const ev = (await o.evaluate?.(st.step)) ?? {};
@@ -144,7 +163,7 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
   };
 
   while (st.step < o.steps) {
-    if (interruptFlag || (o.stopAfter !== undefined && ran >= o.stopAfter)) {
+    if ((group ? stopAgreed : interruptFlag) || (o.stopAfter !== undefined && ran >= o.stopAfter)) {
       interrupted = true;
       break;
     }
@@ -155,11 +174,16 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
     for (const m of batch.micro) wsum += m.weightSum;
     const gradScale = batch.gradScale ?? (wsum !== 0 ? 1 / wsum : 0);
     let lossSum = 0, weightSum = 0, toks = 0;
-    for (const m of batch.micro) {
-      const r = model.step(m.tokens, m.targets, m.B, m.T, { weights: m.weights, gradScale });
+    for (const m of group ? batch.micro.map((b) => shardRows(b, group.rank, world)) : batch.micro) {
+      // x world: the all-reduce averages, and the sum over ranks is the one-process gradient
+      const r = model.step(m.tokens, m.targets, m.B, m.T, { weights: m.weights, gradScale: gradScale * world });
       lossSum += r.lossSum;
       weightSum += r.weightSum;
       toks += m.B * m.T;
+    }
+    if (group) {
+      const [l, w, t, stop] = await group.allreduce(model, [lossSum, weightSum, toks, interruptFlag ? 1 : 0]);
+      [lossSum, weightSum, toks, stopAgreed] = [l!, w!, t!, stop! > 0];
     }
     const lr = mult * frac;
     const gradNorm = model.optimStep({
@@ -185,27 +209,27 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
     const tokS = tokensRun / elapsed;
     const row: Row = { stage: o.stage, step: st.step, gstep: st.gstep0 + st.step, loss: Number(loss.toFixed(5)), lr: Number(mult.toFixed(5)), grad_norm: Number(gradNorm.toFixed(4)), tokens: toks, tok_s: Math.round(toks / dt), time: Number(elapsed.toFixed(2)) };
     if (batch.metrics) for (const [k, v] of Object.entries(batch.metrics)) row[k] = Number(v.toFixed(5));
-    const isEval = o.evaluate && (st.step % cfg.evalEvery === 0 || st.step === o.steps);
+    const isEval = lead && o.evaluate && (st.step % cfg.evalEvery === 0 || st.step === o.steps);
     if (isEval) Object.assign(row, await doEval());
-    metrics.add(row);
-    await o.wandb?.log(row);
+    metrics?.add(row);
+    if (lead) await o.wandb?.log(row);
     last = row;
     const eta = ((o.steps - st.step) * elapsed) / ran;
     const extra = Object.entries(row).filter(([k]) => k.startsWith("val_") || k === "reward").map(([k, v]) => `${k} ${typeof v === "number" ? v.toFixed(3) : v}`).join(" ");
     const line = `${o.stage} step ${st.step}/${o.steps} loss ${loss.toFixed(4)} lr ${mult.toFixed(3)} ${formatRate(tokS)} tok/s ETA ${formatSeconds(eta)}${extra ? ` | ${extra}` : ""}`;
-    if (!o.quiet) {
+    if (!o.quiet && lead) {
       if (tty) process.stderr.write(`\r${line}\x1b[K${isEval ? "\n" : ""}`);
       else if (isEval || st.step % every === 0 || st.step === o.steps) log.info(line);
     }
     if (st.step % cfg.saveEvery === 0 && st.step < o.steps) save("latest");
-    if (isEval) writePlot(plotPath, metrics.rows);
+    if (isEval && metrics) writePlot(plotPath, metrics.rows);
     await new Promise((r) => setImmediate(r)); // let Ctrl-C reach the handler
   }
-  if (tty && !o.quiet) process.stderr.write("\n");
+  if (tty && !o.quiet && lead) process.stderr.write("\n");
   save("latest");
   if (!interrupted) save("final");
   else log.info(`saved ${join(ckDir, "latest")} at step ${st.step}; continue with --resume`);
-  writePlot(plotPath, metrics.rows);
+  if (metrics) writePlot(plotPath, metrics.rows);
   return { ...st, interrupted, losses, last };
 }
 

@@ -17,6 +17,7 @@ import { modelConfig, type TrainConfig } from "./config.ts";
 import { type Dataset, docText, kbSearch, RagSource, trainingDocuments } from "./data.ts";
 import { checkpointConfig, loadResume, type LoopResult, type LoopState } from "./loop.ts";
 import { Wandb } from "./report.ts";
+import type { ProcessGroup } from "./parallel/group.ts";
 import { newModel, pretrainStage, ragStage, rlStage, type StageContext } from "./stages.ts";
 
 export interface CommonOptions {
@@ -27,15 +28,18 @@ export interface CommonOptions {
   quiet?: boolean;
   /** tests: stop each stage after this many steps (as if interrupted) */
   stopAfter?: number;
+  /** the ranks of a multi-process job (src/train/parallel/worker.ts); rank 0 alone writes files and logs */
+  group?: ProcessGroup | null;
 }
 
 export function applyThreads(cfg: TrainConfig): void {
   if (cfg.threads > 0) setThreads(cfg.threads);
 }
 
-/** Trains a BPE tokenizer on texts and saves it. */
-export function trainTokenizer(texts: string[], vocabSize: number, path: string): Tokenizer {
+/** Trains a BPE tokenizer on texts and saves it (unless path is null: ranks other than 0 keep theirs in memory). */
+export function trainTokenizer(texts: string[], vocabSize: number, path: string | null): Tokenizer {
   const { tokenizer, stats } = trainBpe(texts, { vocabSize });
+  if (path === null) return tokenizer;
   tokenizer.save(path);
   log.info(`tokenizer: ${tokenizer.vocabSize} tokens (${stats.merges} merges over ${(stats.inputBytes / 1e6).toFixed(2)} MB) -> ${path}`);
   return tokenizer;
@@ -82,16 +86,19 @@ export async function runPretrain(o: PretrainOptions): Promise<{ model: Model; t
   mkdirSync(o.outDir, { recursive: true });
   applyThreads(o.cfg);
   let tokenizerPath = o.tokenizer ? resolve(o.tokenizer) : join(resolve(o.outDir), "tokenizer.json");
+  const lead = !o.group || o.group.lead;
   let tok: Tokenizer;
   if (o.tokenizer) tok = Tokenizer.load(o.tokenizer);
-  else if (existsSync(tokenizerPath)) tok = Tokenizer.load(tokenizerPath);
-  else tok = trainTokenizer(o.texts, o.vocabSize ?? 2048, tokenizerPath);
+  // other ranks train the same tokenizer in memory rather than read a file rank 0 may be writing
+  else if (existsSync(tokenizerPath) && lead) tok = Tokenizer.load(tokenizerPath);
+  else tok = trainTokenizer(o.texts, o.vocabSize ?? 2048, lead ? tokenizerPath : null);
+  await o.group?.agree("tokenizer", String(Bun.hash(JSON.stringify(tok.toFile()))));
   if (o.resume) checkResumeConfig(o.outDir, o.cfg);
   const res = stageResume(o.outDir, Boolean(o.resume));
   const model = res?.model ?? newModel(o.cfg, tok.vocabSize);
-  const wandb = new Wandb(o.wandb);
+  const wandb = new Wandb(lead ? o.wandb : undefined);
   await wandb.init(`pretrain-${Date.now()}`, o.cfg as unknown as Record<string, unknown>);
-  const ctx: StageContext = { cfg: o.cfg, tok, outDir: o.outDir, meta: { tokenizer: tokenizerPath, kind: "pretrain" }, wandb, resume: res?.state, stopAfter: o.stopAfter, quiet: o.quiet };
+  const ctx: StageContext = { cfg: o.cfg, tok, outDir: o.outDir, meta: { tokenizer: tokenizerPath, kind: "pretrain" }, wandb, resume: res?.state, stopAfter: o.stopAfter, quiet: o.quiet, group: o.group };
   const result = await pretrainStage(ctx, model, o.texts, o.valTexts ?? [], o.steps ?? o.cfg.steps);
   return { model, tokenizerPath, result };
 }
@@ -128,7 +135,7 @@ export async function runTrain(o: TrainOptions): Promise<TrainResult> {
   const tok = Tokenizer.load(tokenizerPath);
   const { search, docs: retrieve, cache } = kbSearch(o.kb, cfg.retriever);
   const srcOpts = { seqLen: cfg.seqLen, qaPerContext: cfg.qaPerContext, topK: cfg.topK, distractors: cfg.distractors, abstainRate: cfg.abstainRate, readTwice: cfg.readTwice, multiHopRate: cfg.multiHopRate, seed: cfg.seed, augment: cfg.augment };
-  const wandb = new Wandb(o.wandb);
+  const wandb = new Wandb(!o.group || o.group.lead ? o.wandb : undefined);
   await wandb.init(`${o.refrag ? "refrag" : "rag"}-${Date.now()}`, cfg as unknown as Record<string, unknown>);
   const meta = { tokenizer: tokenizerPath, kind: o.refrag ? "refrag" : "rag", retriever: cfg.retriever };
   const valSingle = o.ds.val.filter((q) => q.type === "single" || q.type === "unanswerable");
@@ -149,7 +156,7 @@ export async function runTrain(o: TrainOptions): Promise<TrainResult> {
     const source = new RagSource(tok, o.ds.train, o.ds.docs, retrieve, search, cache, { ...srcOpts, multiHopRate: refragCfg.multiHopRate }, cfg.retriever);
     const valSource = o.ds.val.length ? new RagSource(tok, o.ds.val, o.ds.docs, retrieve, search, cache, { ...srcOpts, multiHopRate: refragCfg.multiHopRate, seed: cfg.seed + 99, augment: 0 }, cfg.retriever) : null;
     const valQs = o.refrag ? interleave(o.ds.val.filter((q) => q.type === "bridge"), valSingle) : valSingle;
-    const r = await ragStage({ cfg: refragCfg, tok, outDir: stageDirs.sft, meta, wandb, resume: res?.state, stopAfter: o.stopAfter, quiet: o.quiet }, model, {
+    const r = await ragStage({ cfg: refragCfg, tok, outDir: stageDirs.sft, meta, wandb, resume: res?.state, stopAfter: o.stopAfter, quiet: o.quiet, group: o.group }, model, {
       stage: o.refrag ? "refrag-sft" : "rag",
       steps: o.refrag ? cfg.refragSteps : cfg.steps,
       source,
@@ -183,7 +190,7 @@ export async function runTrain(o: TrainOptions): Promise<TrainResult> {
     }
     const rlQs = o.ds.train.filter((q) => q.type === "bridge" || q.type === "single" || q.type === "unanswerable");
     const valQs = interleave(o.ds.val.filter((q) => q.type === "bridge"), valSingle);
-    const r = await rlStage({ cfg, tok, outDir: stageDirs.rl, meta, wandb, resume: res?.state, stopAfter: o.stopAfter, quiet: o.quiet, gstep0: cfg.refragSteps }, model, ref, interleave(rlQs.filter((q) => q.type === "bridge"), rlQs.filter((q) => q.type !== "bridge")), retrieve, valQs);
+    const r = await rlStage({ cfg, tok, outDir: stageDirs.rl, meta, wandb, resume: res?.state, stopAfter: o.stopAfter, quiet: o.quiet, gstep0: cfg.refragSteps, group: o.group }, model, ref, interleave(rlQs.filter((q) => q.type === "bridge"), rlQs.filter((q) => q.type !== "bridge")), retrieve, valQs);
     ref?.free();
     results.rl = r;
     if (r.interrupted) return { model, tokenizer: tok, tokenizerPath, results, interrupted: true, retrieve };
