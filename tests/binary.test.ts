@@ -29,4 +29,26 @@ describe("the compiled binary", () => {
     expect(tok.code).toBe(0);
     expect(JSON.parse(tok.stdout)).toMatchObject({ vocabSize: 300 });
   });
+
+  test("serves the chat page embedded in it (after the build above)", async () => {
+    const dir = tempDir("nanorag-bin-serve-");
+    const bin = join(dir, "nanorag");
+    copyFileSync(join(ROOT, "dist/nanorag"), bin);
+    Bun.spawnSync(["chmod", "+x", bin]);
+    const env = { NODE_PATH: "", BUN_INSTALL: dir };
+    expect(cli(["prepare", "--mode", "example", "--out", "ex"], { bin, cwd: dir, env }).code).toBe(0);
+    expect(cli(["kb", "build", "--input", "ex/documents.jsonl", "--kb", "kb.db"], { bin, cwd: dir, env }).code).toBe(0);
+    expect(cli(["pretrain", "--kb", "kb.db", "--config", "cpu_tiny", "--steps", "1", "--vocab-size", "300", "--out", "m"], { bin, cwd: dir, env }).code).toBe(0);
+    const proc = Bun.spawn([bin, "serve", "--model", "m", "--kb", "kb.db", "--port", "0"], { cwd: dir, env: { ...process.env, ...env }, stdout: "pipe", stderr: "ignore" });
+    try {
+      const { value } = await proc.stdout.getReader().read();
+      const url = new TextDecoder().decode(value).trim();
+      expect(await (await fetch(`${url}/`)).text()).toContain('<script src="/app.js">');
+      expect(await (await fetch(`${url}/app.js`)).text()).toContain("/v1/chat/completions");
+      expect((await fetch(`${url}/style.css`)).headers.get("content-type")).toContain("text/css");
+    } finally {
+      proc.kill("SIGTERM");
+      expect(await proc.exited).toBe(0);
+    }
+  });
 });

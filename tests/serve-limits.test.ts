@@ -120,6 +120,26 @@ describe("nanorag serve limits", () => {
     expect((await health(s)).requests.server_errors).toBe(0);
   });
 
+  test("a client that gives up while waiting in line leaves it without running", async () => {
+    const s = await started(["--max-tokens", "480"]);
+    const until = async (pred: (h: { queue: { running: number; waiting: number } }) => boolean) => {
+      for (let i = 0; i < 500 && !pred(await health(s)); i++) await Bun.sleep(5);
+    };
+    const first = post(`${s.url}/v1/chat/completions`, ask("What is Python used for?", { max_tokens: 480 }));
+    await until((h) => h.queue.running === 1);
+    const controller = new AbortController();
+    const second = post(`${s.url}/v1/chat/completions`, ask("What is a cat?", { max_tokens: 480 }), { signal: controller.signal }).catch((e: Error) => e.name);
+    await until((h) => h.queue.waiting === 1);
+    controller.abort();
+    expect(await second).toBe("AbortError");
+    await until((h) => h.queue.waiting === 0);
+    expect((await health(s)).queue.waiting).toBe(0);
+    expect((await (await first).json()).usage.completion_tokens).toBe(480);
+    await until((h) => h.queue.running === 0);
+    // Only the first answer was generated; the second never started, so it was not an abort mid-answer.
+    expect((await health(s)).requests).toMatchObject({ ok: 1, aborted: 0, tokens_generated: 480, server_errors: 0 });
+  });
+
   test("SIGTERM during an answer: the answer is cut, the server exits 0", async () => {
     const s = await serve(f, ["--max-tokens", "480"]);
     const res = await post(`${s.url}/v1/chat/completions`, ask("What is Python used for?", { max_tokens: 480, stream: true }));
