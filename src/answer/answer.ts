@@ -30,7 +30,7 @@ export interface AnswerOptions extends AnswerSettings {
   /** <= 0 or without a sampler: greedy */
   temperature?: number;
   sampler?: Sampler;
-  /** reused across calls (must hold maxLen + 8 tokens) */
+  /** reused across calls (from generationState(model, maxLen)) */
   state?: InferenceState;
   onToken?: (delta: string) => void;
   /** the documents in context: once after rendering, again after each follow-up retrieval */

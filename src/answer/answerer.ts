@@ -12,6 +12,7 @@ import { getRetriever, loadPlugins } from "../retrieval/host.ts";
 import { type Answer, type AnswerMode, answerQuestion, type AnswerSettings } from "./answer.ts";
 import type { Source } from "./citations.ts";
 import { type LoadedModel, loadModel } from "./load.ts";
+import { generationState } from "../train/generate.ts";
 
 export interface OpenOptions {
   /** checkpoint or run folder */
@@ -105,13 +106,14 @@ export class Answerer {
     if (mode !== "none" && !this.kb) throw new UserError(`mode ${mode} needs a knowledge base (pass --kb)`);
     if (!question.trim()) throw new UserError("the question is empty");
     const maxNewTokens = positiveInt("maxNewTokens", o.maxNewTokens, s.maxNewTokens);
-    if (maxNewTokens > s.maxLen / 2) throw new UserError(`maxNewTokens must be at most ${s.maxLen / 2} for this model, got ${maxNewTokens}`);
+    const most = Math.floor(s.maxLen / 2);
+    if (maxNewTokens > most) throw new UserError(`maxNewTokens must be at most ${most} for this model, got ${maxNewTokens}`);
     const temperature = o.temperature ?? 0;
     if (!(temperature >= 0 && temperature <= 10)) throw new UserError(`temperature must be in [0, 10], got ${temperature}`);
     const settings = { ...s, topK: positiveInt("topK", o.topK, s.topK), maxHops: positiveInt("maxHops", o.maxHops, s.maxHops, 0), maxNewTokens };
     return this.#exclusive(async () => {
       if (o.signal?.aborted) throw o.signal.reason ?? new DOMException("answer aborted", "AbortError");
-      this.#state ??= this.loaded.model.newState(1, s.maxLen + 8);
+      this.#state ??= generationState(this.loaded.model, s.maxLen);
       return answerQuestion(this.loaded.model, this.loaded.tokenizer, question, {
         ...settings,
         mode,

@@ -10,6 +10,7 @@ import { loadCheckpoint, type Model } from "../engine/index.ts";
 import { answerSettings } from "../eval/answers.ts";
 import { DEFAULTS, type TrainConfig } from "../train/config.ts";
 import { Tokenizer } from "../tokenizer/bpe.ts";
+import { usableLen } from "../train/generate.ts";
 import type { AnswerSettings } from "./answer.ts";
 
 const CANDIDATES = ["", "checkpoints/final", "rl/checkpoints/final", "sft/checkpoints/final"];
@@ -26,7 +27,7 @@ export interface LoadedModel {
   tokenizer: Tokenizer;
   /** the checkpoint folder */
   dir: string;
-  /** answer settings from the training config (defaults where the checkpoint has none) */
+  /** answer settings from the training config (defaults where the checkpoint has none), maxLen within the model's positions */
   settings: AnswerSettings;
   /** the retriever the model was trained with */
   retriever: string;
@@ -46,7 +47,8 @@ export function loadModel(path: string, tokenizerPath?: string): LoadedModel {
       throw new UserError(`--model ${path}: the model's vocabulary (${model.config.vocab_size}) does not match the tokenizer's (${tokenizer.vocabSize}, ${named})`);
     }
     const cfg = { ...DEFAULTS, ...((meta.config ?? {}) as Partial<TrainConfig>) };
-    return { model, tokenizer, dir, settings: answerSettings(cfg), retriever: cfg.retriever, seqLen: cfg.seqLen };
+    const settings = answerSettings(cfg);
+    return { model, tokenizer, dir, settings: { ...settings, maxLen: usableLen(model, settings.maxLen) }, retriever: cfg.retriever, seqLen: cfg.seqLen };
   } catch (e) {
     model.free();
     throw e;

@@ -9,6 +9,7 @@ import type { QuestionRow } from "../data/schema.ts";
 import { type AnswerRecord, type QualitySummary, summarizeByType } from "../rag/metrics.ts";
 import type { TemplateTokenizer } from "../rag/template.ts";
 import { type Answer, answerQuestion, type AnswerSettings, type Retrieve } from "../answer/answer.ts";
+import { generationState } from "../train/generate.ts";
 
 /** "closed" is the quality table's name for closed-book answering (mode "none" of src/answer). */
 export type AnswerMode = "closed" | "rag" | "refrag";
@@ -45,7 +46,7 @@ export function answerRecord(q: QuestionRow, a: Answer): AnswerRecord {
 /** Greedy answers to questions, one inference state reused across them. */
 export async function answerQuestions(model: Model, tok: TemplateTokenizer, qs: QuestionRow[], o: AnswerOptions): Promise<AnswerRecord[]> {
   const out: AnswerRecord[] = [];
-  const state = model.newState(1, o.maxLen + 8);
+  const state = generationState(model, o.maxLen);
   try {
     for (const q of qs) {
       const a = await answerQuestion(model, tok, q.question, { ...o, mode: o.mode === "closed" ? "none" : o.mode, state });

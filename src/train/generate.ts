@@ -24,7 +24,7 @@ export interface GenerateOptions {
   /** total sequence limit (prompt + generation + injected documents) */
   maxLen: number;
   readTwice?: boolean;
-  /** Reused (reset first) instead of a state allocated per call; it must hold maxLen + 8 tokens. */
+  /** Reused (reset first) instead of a state allocated per call; from generationState(model, maxLen). */
   state?: InferenceState;
   /** Each new piece of answer text as it is decoded; the pieces add up to `answer`. */
   onText?: (delta: string) => void;
@@ -68,11 +68,25 @@ function argmax(a: Float32Array): number {
   return best;
 }
 
+/** Positions an inference state holds beyond maxLen (the token that reaches the limit is still fed). */
+const STATE_SLACK = 8;
+
+/** The longest sequence generate() runs: maxLen, capped by the positions the model has. */
+export function usableLen(model: Model, maxLen: number): number {
+  return Math.min(maxLen, model.config.sequence_len - STATE_SLACK);
+}
+
+/** An inference state generate() can reuse for sequences up to maxLen. */
+export function generationState(model: Model, maxLen: number): InferenceState {
+  return model.newState(1, usableLen(model, maxLen) + STATE_SLACK);
+}
+
 /** Lets timers, sockets and abort events run between tokens (the engine's forward is synchronous). */
 const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
 
-export async function generate(model: Model, tok: TemplateTokenizer, conv: Conversation, o: GenerateOptions): Promise<Generation> {
+export async function generate(model: Model, tok: TemplateTokenizer, conv: Conversation, opts: GenerateOptions): Promise<Generation> {
   const t0 = performance.now();
+  const o = { ...opts, maxLen: usableLen(model, opts.maxLen) };
   const r = render(tok, conv, { open: true, readTwice: o.readTwice ?? true, maxTokens: Math.max(16, o.maxLen - o.maxNewTokens) });
   const ids = [...r.ids];
   const w: number[] = new Array(ids.length).fill(0);
@@ -81,7 +95,7 @@ export async function generate(model: Model, tok: TemplateTokenizer, conv: Conve
   const V = model.config.vocab_size;
   const AE = tok.specialId("<|assistant_end|>"), QS = tok.specialId("<|query_start|>"), QE = tok.specialId("<|query_end|>");
   const interactive = Boolean(o.onText || o.signal);
-  const state = o.state ?? model.newState(1, o.maxLen + 8);
+  const state = o.state ?? generationState(model, o.maxLen);
   if (o.state) state.reset();
   const queries: string[] = [];
   const text = new TextStream((x) => tok.decode(x));
