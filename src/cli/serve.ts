@@ -1,10 +1,9 @@
 import { defineCommand } from "citty";
-import { Answerer } from "../answer/answerer.ts";
-import { setThreads } from "../engine/index.ts";
 import { UserError } from "../errors.ts";
 import { log } from "../log.ts";
 import { serveContext } from "../serve/context.ts";
 import { startServer } from "../serve/server.ts";
+import { askOptions, modelArgs, openAnswerer, retrievalArgs } from "./answering.ts";
 import { intFlag } from "./common.ts";
 
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
@@ -20,13 +19,11 @@ function apiKeyFrom(varName: string | undefined): string | undefined {
 export default defineCommand({
   meta: { name: "serve", description: "Serve a model over an OpenAI-compatible HTTP API, with a chat page at /" },
   args: {
-    model: { type: "string", description: "Checkpoint or run folder", required: true, valueHint: "CKPT" },
-    kb: { type: "string", description: "Knowledge-base file (SQLite)", required: true, valueHint: "FILE" },
-    tokenizer: { type: "string", description: "Tokenizer file (default: the one the checkpoint names)", valueHint: "FILE" },
+    ...modelArgs,
+    // Server-wide defaults for every answer; a request's own fields (retriever, top_k, filter, max_hops, max_tokens) win.
+    ...retrievalArgs,
     host: { type: "string", description: "Address to bind (default 127.0.0.1: this machine only)", valueHint: "ADDR" },
     port: { type: "string", description: "Port (default 8080; 0 picks a free one)", valueHint: "N" },
-    retriever: { type: "string", description: "Retriever (default: the one the model was trained with)", valueHint: "NAME" },
-    "top-k": { type: "string", description: "Documents per answer (default: the model's)", valueHint: "K" },
     refrag: { type: "boolean", description: "Let the model ask follow-up queries (requests may set \"refrag\")" },
     "api-key-env": { type: "string", description: "Require `Authorization: Bearer KEY` with KEY read from this environment variable", valueHint: "VAR" },
     "max-body-bytes": { type: "string", description: "Largest request body (default 1048576)", valueHint: "N" },
@@ -34,8 +31,6 @@ export default defineCommand({
     "max-top-k": { type: "string", description: "Largest top_k a request may ask (default 50)", valueHint: "N" },
     queue: { type: "string", description: "Requests that may wait for the model while one runs; more get 429 (default 64)", valueHint: "N" },
     "model-name": { type: "string", description: "The model id reported by the API (default: the --model path)", valueHint: "NAME" },
-    threads: { type: "string", description: "Engine threads (default: all cores)", valueHint: "N" },
-    plugins: { type: "string", description: "Extra folder of retriever plugins", valueHint: "DIR" },
   },
   async run({ args }) {
     const host = args.host ?? "127.0.0.1";
@@ -49,11 +44,10 @@ export default defineCommand({
       maxEmbedInputs: 64,
       queueCapacity: intFlag("queue", args.queue, 64, 0),
     };
-    const topK = args["top-k"] === undefined ? undefined : intFlag("top-k", args["top-k"], 1);
-    if (args.threads !== undefined) setThreads(intFlag("threads", args.threads, 1));
-    const answerer = await Answerer.open({ model: args.model, kb: args.kb, tokenizer: args.tokenizer, plugins: args.plugins });
+    const defaults = { ...askOptions(args), mode: args.refrag ? ("refrag" as const) : ("rag" as const) };
+    const answerer = await openAnswerer(args);
     try {
-      const ctx = serveContext(answerer, { modelName: args["model-name"] ?? args.model, apiKey, limits, refrag: Boolean(args.refrag), retriever: args.retriever, topK });
+      const ctx = serveContext(answerer, { modelName: args["model-name"] ?? args.model, apiKey, limits, defaults });
       const server = startServer(ctx, { host, port });
       if (!LOOPBACK.has(host) && !apiKey) log.warn(`listening on ${host} without an API key: anyone who can reach this port can use the model (see --api-key-env)`);
       log.info(`serving ${ctx.modelName} with ${args.kb}; chat page at ${server.url}`);

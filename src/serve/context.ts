@@ -14,11 +14,8 @@ export interface ServeSettings {
   modelName: string;
   apiKey?: string;
   limits: Limits;
-  /** answer with follow-up retrieval (REFRAG) unless a request says otherwise */
-  refrag: boolean;
-  /** server-wide retriever and top-k, unless a request names its own */
-  retriever?: string;
-  topK?: number;
+  /** server-wide answer options (retriever, top-k, filter, hops, tokens, mode); a request's own fields win */
+  defaults: AskOptions;
 }
 
 /** Counts of answered requests by outcome. */
@@ -52,7 +49,7 @@ export function serveContext(answerer: Answerer, s: ServeSettings): ServeContext
   const kb = answerer.kb;
   if (!kb) throw new UserError("nanorag serve needs a knowledge base (--kb)");
   const retrieverOf = (name: string | undefined) => {
-    const r = name ?? s.retriever ?? answerer.settings.retriever;
+    const r = name ?? s.defaults.retriever ?? answerer.settings.retriever;
     answerer.checkRetriever(r);
     return r;
   };
@@ -69,13 +66,14 @@ export function serveContext(answerer: Answerer, s: ServeSettings): ServeContext
     async answer(r, hooks) {
       const retriever = retrieverOf(r.retriever);
       try {
+        const d = s.defaults;
         const a = await answerer.answer(r.question, {
           retriever,
-          topK: r.topK ?? s.topK,
-          filter: r.filter,
-          mode: (r.refrag ?? s.refrag) ? "refrag" : "rag",
-          maxHops: r.maxHops,
-          maxNewTokens: r.maxTokens,
+          topK: r.topK ?? d.topK,
+          filter: r.filter ?? d.filter,
+          mode: r.refrag === undefined ? d.mode : r.refrag ? "refrag" : "rag",
+          maxHops: r.maxHops ?? d.maxHops,
+          maxNewTokens: r.maxTokens ?? d.maxNewTokens,
           temperature: r.temperature,
           ...hooks,
         });
@@ -89,7 +87,7 @@ export function serveContext(answerer: Answerer, s: ServeSettings): ServeContext
     embed: (texts) => answerer.embed(texts),
     async search(r) {
       const retriever = retrieverOf(r.retriever);
-      const hits = await kb.search(retriever, r.query, { topK: r.topK ?? s.topK ?? answerer.settings.topK, filter: r.filter });
+      const hits = await kb.search(retriever, r.query, { topK: r.topK ?? s.defaults.topK ?? answerer.settings.topK, filter: r.filter ?? s.defaults.filter });
       return { retriever, hits };
     },
   };
