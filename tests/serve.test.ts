@@ -107,6 +107,7 @@ describe("nanorag serve", () => {
   test("the chat page and its files are served", async () => {
     const page = await fetch(`${s.url}/`);
     expect(page.headers.get("content-type")).toContain("text/html");
+    expect(page.headers.get("content-security-policy")).toBe("default-src 'self'; frame-ancestors 'none'");
     expect(await page.text()).toContain('<script src="/app.js">');
     const js = await fetch(`${s.url}/app.js`);
     expect(js.headers.get("content-type")).toContain("text/javascript");
@@ -138,6 +139,12 @@ describe("nanorag serve", () => {
       expect(e.error.message).toMatch(message);
       expect(e.error.param).toBe(param);
       expect(e.error.type).toBe("invalid_request_error");
+    }
+    // What a form on another web page could send to a server on localhost is refused.
+    for (const type of ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]) {
+      const res = await post(`${s.url}/v1/chat/completions`, ask("hi", { max_tokens: 2 }), { headers: { "content-type": type } });
+      expect(res.status).toBe(415);
+      expect((await res.json()).error.message).toContain("send the JSON body with Content-Type: application/json");
     }
     expect((await fetch(`${s.url}/v1/chat/completions`)).status).toBe(405);
     expect((await fetch(`${s.url}/v2/nothing`)).status).toBe(404);

@@ -23,6 +23,7 @@ const ERROR_TYPES: Record<number, string> = {
   404: "not_found_error",
   405: "invalid_request_error",
   413: "invalid_request_error",
+  415: "invalid_request_error",
   429: "rate_limit_error",
 };
 
@@ -35,8 +36,16 @@ export function errorResponse(e: HttpError): Response {
   return json({ error: { message: e.message, type: ERROR_TYPES[e.status] ?? "server_error", param: e.param, code: e.code } }, e.status, headers);
 }
 
+/**
+ * The content types an HTML form or a no-CORS fetch may send from any web page without asking first:
+ * refusing them keeps other sites open in the user's browser from driving a server on localhost.
+ */
+const CROSS_SITE_TYPES = ["application/x-www-form-urlencoded", "multipart/form-data", "text/plain"];
+
 /** Reads a JSON object body of at most maxBytes bytes. */
 export async function readJsonBody(req: Request, maxBytes: number): Promise<Record<string, unknown>> {
+  const type = (req.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+  if (CROSS_SITE_TYPES.includes(type)) throw new HttpError(415, `Content-Type ${type} is not accepted; send the JSON body with Content-Type: application/json`, null, "unsupported_media_type");
   const tooLarge = () => new HttpError(413, `request body is larger than the limit of ${maxBytes} bytes (see --max-body-bytes)`, null, "body_too_large");
   const declared = Number(req.headers.get("content-length") ?? "0");
   if (declared > maxBytes) throw tooLarge();
