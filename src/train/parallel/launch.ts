@@ -65,7 +65,9 @@ async function freePort(host: string): Promise<number> {
 interface Worker {
   rank: number;
   proc: ReturnType<typeof Bun.spawn>;
-  tail: string[];
+  /** its last error line, else its last line (for the launcher's verdict) */
+  error: string;
+  last: string;
   /** the signal this launcher sent it, if any */
   signalled: NodeJS.Signals | null;
   done: Promise<void>;
@@ -80,7 +82,7 @@ export async function launch(argv: string[], shape: JobShape, threads: number): 
   const port = shape.masterPort || (await freePort(shape.masterAddr));
   const perWorker = Math.max(1, Math.floor(threads / shape.nprocPerNode));
   log.info(`launching ranks ${shape.nodeRank * shape.nprocPerNode}..${(shape.nodeRank + 1) * shape.nprocPerNode - 1} of ${world} (node ${shape.nodeRank} of ${shape.nnodes}, rendezvous ${shape.masterAddr}:${port}, ${perWorker} threads each)`);
-  const failures: { w: Worker; code: number | null; signal: string | null; order: number }[] = [];
+  const failures: { w: Worker; code: number | null; signal: string | null }[] = [];
   let stopping = false;
   const workers: Worker[] = [];
   const stopOthers = () => {
@@ -94,12 +96,13 @@ export async function launch(argv: string[], shape: JobShape, threads: number): 
     const env = { ...process.env, [ENV.rank]: String(rank), [ENV.world]: String(world), [ENV.localRank]: String(local), [ENV.nodeRank]: String(shape.nodeRank), [ENV.masterAddr]: shape.masterAddr, [ENV.masterPort]: String(port), [ENV.threads]: String(perWorker) };
     // detached: a terminal's Ctrl-C reaches the launcher alone, which forwards it exactly once
     const proc = Bun.spawn([...selfCommand(), ...argv], { env, detached: true, stdin: "ignore", stdout: rank === 0 ? "inherit" : "ignore", stderr: "pipe" });
-    const w: Worker = { rank, proc, tail: [], signalled: null, done: Promise.resolve() };
+    const w: Worker = { rank, proc, error: "", last: "", signalled: null, done: Promise.resolve() };
     const relay = relayStderr(w, rank === 0 ? "" : `[rank ${rank}] `);
     w.done = Promise.all([proc.exited, relay]).then(() => {
       if (proc.exitCode === 0) return;
-      failures.push({ w, code: proc.exitCode, signal: proc.signalCode === null ? null : String(proc.signalCode), order: failures.length });
-      stopOthers();
+      failures.push({ w, code: proc.exitCode, signal: proc.signalCode === null ? null : String(proc.signalCode) });
+      // 130: interrupted at the step all ranks agreed on; rank 0 may still be saving
+      if (proc.exitCode !== 130) stopOthers();
     });
     workers.push(w);
   }
@@ -117,7 +120,8 @@ export async function launch(argv: string[], shape: JobShape, threads: number): 
   if (failures.every((f) => f.code === 130)) return 130;
   const culprit = failures.find((f) => f.code !== 130 && f.code !== PEER_LOST_EXIT && !(f.signal && f.signal === f.w.signalled)) ?? failures[0]!;
   const how = culprit.signal ? `was killed by ${culprit.signal}` : `exited with code ${culprit.code}`;
-  const why = culprit.w.tail.length ? `: ${culprit.w.tail.join(" | ")}` : "";
+  const said = culprit.w.error || culprit.w.last;
+  const why = said ? `: ${said}` : "";
   log.error(`rank ${culprit.w.rank} (node ${shape.nodeRank}) ${how}${why}; stopped the other ranks`);
   return culprit.code && culprit.code !== PEER_LOST_EXIT && culprit.code !== 130 ? culprit.code : 1;
 }
@@ -130,7 +134,7 @@ function signal(w: Worker, s: NodeJS.Signals): void {
 
 const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
 
-/** Copies a worker's stderr to ours (prefixed for ranks other than 0) and keeps its last error lines. */
+/** Copies a worker's stderr to ours (prefixed for ranks other than 0) and keeps its last error line. */
 async function relayStderr(w: Worker, prefix: string): Promise<void> {
   const dec = new TextDecoder();
   let partial = "";
@@ -139,9 +143,12 @@ async function relayStderr(w: Worker, prefix: string): Promise<void> {
     const lines = text.split("\n");
     partial = lines.pop() ?? "";
     for (const line of lines) {
-      process.stderr.write(`${prefix}${line}\n`);
       const plain = line.replace(ANSI, "").trim();
-      if (plain && !/^at |^\d+ \|/.test(plain)) w.tail = [...w.tail, plain.replace(/^(ERROR|\[error\])\s*/i, "")].slice(-2);
+      if (prefix && !plain) continue;
+      process.stderr.write(`${prefix}${line}\n`);
+      const error = /^(ERROR|\[error\])\s+(.*)$/.exec(plain);
+      if (error) w.error = error[2]!;
+      else if (plain) w.last = plain;
     }
   }
   if (partial) process.stderr.write(`${prefix}${partial}\n`);
