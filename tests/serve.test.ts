@@ -140,6 +140,14 @@ describe("nanorag serve", () => {
       expect(e.error.param).toBe(param);
       expect(e.error.type).toBe("invalid_request_error");
     }
+    // A question longer than the model's context: 400, or in a stream (status already sent) an error event.
+    const long = await post(`${s.url}/v1/chat/completions`, ask("python ".repeat(900)));
+    expect(long.status).toBe(400);
+    expect((await long.json()).error.message).toContain("tokens even with documents trimmed");
+    const events: string[] = [];
+    for await (const d of sseData(await post(`${s.url}/v1/chat/completions`, ask("python ".repeat(900), { stream: true })))) events.push(d);
+    expect(JSON.parse(events.at(-1)!).error).toMatchObject({ type: "invalid_request_error", message: expect.stringContaining("tokens even with documents trimmed") });
+    expect(events).not.toContain("[DONE]");
     // What a form on another web page could send to a server on localhost is refused.
     for (const type of ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]) {
       const res = await post(`${s.url}/v1/chat/completions`, ask("hi", { max_tokens: 2 }), { headers: { "content-type": type } });

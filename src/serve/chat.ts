@@ -5,10 +5,13 @@
  * engine for the next request.
  */
 import type { Answer } from "../answer/answer.ts";
-import { json } from "./http.ts";
-import { completion, completionIds, deltaChunk, finalChunk, SSE_DONE, sseData, usageChunk } from "./openai.ts";
-import { chatRequest, type ChatRequest } from "./requests.ts";
+import { UserError } from "../errors.ts";
+import { log } from "../log.ts";
 import type { ServeContext } from "./context.ts";
+import { json } from "./http.ts";
+import { completion, completionIds, type CompletionIds, deltaChunk, finalChunk, SSE_DONE, sseData, usageChunk } from "./openai.ts";
+import type { Ticket } from "./queue.ts";
+import { chatRequest, type ChatRequest } from "./requests.ts";
 
 /** Links the client's lifetime to the work done for it. */
 function clientGone(req: Request): AbortController {
@@ -53,7 +56,7 @@ export async function chatCompletions(req: Request, body: Record<string, unknown
 
 type Run = (onToken: (delta: string) => void, onSources: (s: Answer["sources"]) => void) => ReturnType<ServeContext["answer"]>;
 
-async function streamAnswer(r: ChatRequest, ticket: { ready: Promise<void>; release(): void }, run: Run, ids: ReturnType<typeof completionIds>, send: (s: string) => void): Promise<void> {
+async function streamAnswer(r: ChatRequest, ticket: Ticket, run: Run, ids: CompletionIds, send: (s: string) => void): Promise<void> {
   try {
     await ticket.ready;
     send(sseData(deltaChunk(ids, { role: "assistant", content: "" })));
@@ -66,7 +69,10 @@ async function streamAnswer(r: ChatRequest, ticket: { ready: Promise<void>; rele
     if (r.includeUsage) send(sseData(usageChunk(ids, a.answer, a.promptTokens)));
     send(SSE_DONE);
   } catch (e) {
-    if ((e as Error)?.name !== "AbortError") send(sseData({ error: { message: (e as Error).message ?? String(e), type: "server_error" } }));
+    // The status line (200) is already sent: the error goes into the stream, as OpenAI does.
+    if ((e as Error)?.name === "AbortError") return;
+    if (!(e instanceof UserError)) log.error(e);
+    send(sseData({ error: { message: (e as Error).message ?? String(e), type: e instanceof UserError ? "invalid_request_error" : "server_error" } }));
   } finally {
     ticket.release();
   }
