@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BUN, cli, PETS, ROOT, tempDir, WORD_COUNT_PLUGIN, writeJsonl } from "./helpers.ts";
 
@@ -50,5 +50,22 @@ describe("the compiled binary", () => {
       proc.kill("SIGTERM");
       expect(await proc.exited).toBe(0);
     }
+  });
+});
+
+describe("the compiled binary's training processes", () => {
+  test("starts its own workers for --nproc-per-node and finds a CUDA library beside itself (after the build above)", () => {
+    const dir = tempDir("nanorag-bin-dist-");
+    const bin = join(dir, "nanorag");
+    copyFileSync(join(ROOT, "dist/nanorag"), bin);
+    Bun.spawnSync(["chmod", "+x", bin]);
+    writeFileSync(join(dir, "libnanorag_cuda.so"), "not a library"); // auto must try it, fail, and say so
+    const env = { NODE_PATH: "", BUN_INSTALL: dir, NANORAG_CUDA_LIB: "" };
+    expect(cli(["prepare", "--mode", "example", "--out", "ex"], { bin, cwd: dir, env }).code).toBe(0);
+    const r = cli(["pretrain", "--corpus", "ex/documents.jsonl", "--vocab-size", "300", "--config", "cpu_tiny", "--steps", "2", "--device-batch", "1", "--threads", "2", "--nproc-per-node", "2", "--out", "run"], { bin, cwd: dir, env });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("launching ranks 0..1 of 2");
+    expect(r.stderr).toContain(`--device auto: running on the CPU because cannot load the native engine (${join(dir, "libnanorag_cuda.so")})`);
+    expect(existsSync(join(dir, "run/checkpoints/final/config.json"))).toBe(true);
   });
 });
