@@ -95,6 +95,17 @@ describe("answering with a scripted model", () => {
     expect(tok.decode(injection.slice(2, -1))).toBe("[2] Paris\nParis is the capital of France.");
   });
 
+  test("refrag near the context limit: the hop's document is cut to fit (as render() trims), not skipped", async () => {
+    const { model, calls } = scriptedModel(script, tok.vocabSize);
+    const long: RagDoc = { ...paris, text: "Paris is the capital of France. ".repeat(30) };
+    const a = await answerQuestion(model, tok, "What is the capital of France?", { ...settings, maxLen: 160, mode: "refrag", retrieve: async (q) => (q === "capital of France" ? [long, lyon] : [lyon]) });
+    expect(a.docs.map((d) => [d.id, d.truncated])).toEqual([["lyon", false], ["paris", true]]);
+    expect(a.citations.map((c) => c.id)).toEqual(["paris"]);
+    expect(a.finished).toBe(true);
+    const fed = calls.reduce((n, c) => n + c.length, 0);
+    expect(fed).toBeLessThanOrEqual(160);
+  });
+
   test("rag: the same query gets no documents, so [2] names nothing", async () => {
     const { model } = scriptedModel(script, tok.vocabSize);
     const a = await answerQuestion(model, tok, "What is the capital of France?", { ...settings, mode: "rag", retrieve });

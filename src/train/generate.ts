@@ -158,17 +158,39 @@ export async function generate(model: Model, tok: TemplateTokenizer, conv: Conve
   return { ids, weights: Float32Array.from(w), promptLen, answer: text.text(), queries, docs, hops, finished, timings };
 }
 
+/** Tokens kept free after an injected block, so the model can still answer (short, cited answers). */
+const ANSWER_ROOM = 16;
+/** A hop document cut shorter than this is not worth injecting. */
+const MIN_DOC_TOKENS = 8;
+
 /**
  * Searches for a follow-up query and returns the documents block to inject (new documents only,
- * numbered after those in context, appended to `docs`), or null when nothing new fits.
+ * numbered after those in context, appended to `docs`), or null when nothing new fits. Like render()
+ * in training, a block too long for what is left of maxLen drops its lowest-ranked documents, then
+ * cuts the text of the one left; skipping it instead would leave the query unanswered whenever the
+ * context is nearly full (RL rollouts run at the trained length, where a whole block never fits).
  */
 async function injectable(tok: TemplateTokenizer, o: GenerateOptions, query: string, docs: RenderedDoc[], used: number): Promise<{ ids: number[] } | null> {
   const seen = new Set(docs.map((d) => d.id));
-  const found = (await o.search!(query)).filter((d) => !seen.has(d.id)).slice(0, o.topKPerHop);
-  if (!found.length) return null;
-  const ids = docsBlockIds(tok, found, docs.length + 1);
-  if (used + ids.length + 4 >= o.maxLen) return null;
-  for (const d of found) docs.push({ n: docs.length + 1, original: docs.length + 1, id: d.id, title: d.title, truncated: false });
+  let pick = (await o.search!(query)).filter((d) => !seen.has(d.id)).slice(0, o.topKPerHop);
+  const room = o.maxLen - used - ANSWER_ROOM;
+  const block = () => docsBlockIds(tok, pick, docs.length + 1);
+  let ids = block();
+  while (ids.length > room && pick.length > 1) {
+    pick = pick.slice(0, -1);
+    ids = block();
+  }
+  let truncated = false;
+  if (pick.length === 1 && ids.length > room) {
+    const text = tok.encode(pick[0]!.text);
+    const keep = text.length - (ids.length - room);
+    if (keep < MIN_DOC_TOKENS) return null;
+    pick = [{ ...pick[0]!, text: tok.decode(text.slice(0, keep)) }];
+    ids = block();
+    truncated = true;
+  }
+  if (!pick.length || ids.length > room) return null;
+  for (const d of pick) docs.push({ n: docs.length + 1, original: docs.length + 1, id: d.id, title: d.title, truncated });
   return { ids };
 }
 
