@@ -240,6 +240,8 @@ static inline int cls_chunk(int V) {
 }
 void model_forward(nr_model *m, const int32_t *tok, int B, int T, nr_state *s);
 void model_backward(nr_model *m, const int32_t *tok, int B, int T);
+/* batch shape and token / target ranges, with the position named */
+int model_check_batch(nr_model *m, const int32_t *tok, const int32_t *tgt, int B, int T);
 
 static inline float *PW(nr_model *m, size_t off) { return m->params + off; }
 static inline float *GW(nr_model *m, size_t off) { return m->grads + off; }

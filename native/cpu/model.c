@@ -228,6 +228,11 @@ int nr_model_tensor_group(const nr_model *m, int i) { return i >= 0 && i < m->nt
 
 int64_t nr_model_act_bytes(const nr_model *m) { return (int64_t)m->a.cap * 4; }
 
+/* The CPU build keeps every activation (its contexts fit host memory); recomputation is a CUDA option. */
+int nr_set_recompute(nr_model *m, int on) {
+  return on ? nr_fail("activation recomputation is a CUDA-build option; the CPU build keeps every activation") : 0;
+}
+
 void nr_zero_grad(nr_model *m) { memset(m->grads, 0, m->nparams * sizeof(float)); }
 
 /* ---- activation arena ---- */
@@ -318,7 +323,7 @@ void model_backward(nr_model *m, const int32_t *tok, int B, int T) {
   embedding_backward(GW(m, m->wte), a->dxn, tok, BT, c->C, c->V);
 }
 
-static int check_batch(nr_model *m, const int32_t *tok, const int32_t *tgt, int B, int T) {
+int model_check_batch(nr_model *m, const int32_t *tok, const int32_t *tgt, int B, int T) {
   if (!m) return nr_fail("model handle is NULL");
   if (B < 1 || T < 1) return nr_fail("batch shape must be positive, got B=%d T=%d", B, T);
   if (T > m->c.seq_len) return nr_fail("sequence length %d exceeds the model's sequence_len %d", T, m->c.seq_len);
@@ -333,7 +338,7 @@ static int check_batch(nr_model *m, const int32_t *tok, const int32_t *tgt, int 
 
 int nr_step(nr_model *m, const int32_t *tok, const int32_t *tgt, const float *w, int B, int T, float grad_scale,
             double *out) {
-  if (check_batch(m, tok, tgt, B, T)) return -1;
+  if (model_check_batch(m, tok, tgt, B, T)) return -1;
   if (acts_ensure(m, B, T, 1)) return -1;
   model_forward(m, tok, B, T, NULL);
   double o[2];
@@ -345,7 +350,7 @@ int nr_step(nr_model *m, const int32_t *tok, const int32_t *tgt, const float *w,
 
 int nr_eval(nr_model *m, const int32_t *tok, const int32_t *tgt, const float *w, int B, int T, double *out,
             float *token_logprobs) {
-  if (check_batch(m, tok, tgt, B, T)) return -1;
+  if (model_check_batch(m, tok, tgt, B, T)) return -1;
   if (acts_ensure(m, B, T, 0)) return -1;
   model_forward(m, tok, B, T, NULL);
   double o[2];
@@ -355,7 +360,7 @@ int nr_eval(nr_model *m, const int32_t *tok, const int32_t *tgt, const float *w,
 }
 
 int nr_logits(nr_model *m, const int32_t *tok, int B, int T, float *out) {
-  if (check_batch(m, tok, NULL, B, T)) return -1;
+  if (model_check_batch(m, tok, NULL, B, T)) return -1;
   if (acts_ensure(m, B, T, 0)) return -1;
   model_forward(m, tok, B, T, NULL);
   classifier(m, m->a.xf, NULL, NULL, B * T, 0.0f, NULL, NULL, NULL, out);
@@ -363,7 +368,7 @@ int nr_logits(nr_model *m, const int32_t *tok, int B, int T, float *out) {
 }
 
 int nr_embed(nr_model *m, const int32_t *tok, const float *mask, int B, int T, float *out) {
-  if (check_batch(m, tok, NULL, B, T)) return -1;
+  if (model_check_batch(m, tok, NULL, B, T)) return -1;
   if (acts_ensure(m, B, T, 0)) return -1;
   model_forward(m, tok, B, T, NULL);
   int C = m->c.C;

@@ -82,8 +82,13 @@ int nr_logits(nr_model *m, const int32_t *tokens, int B, int T, float *out);
 /* Mean of the final (normalised) hidden states over mask (B*T floats, NULL = all). out: B*C. */
 int nr_embed(nr_model *m, const int32_t *tokens, const float *mask, int B, int T, float *out);
 void nr_zero_grad(nr_model *m);
-/* Bytes of the activation arena as last sized (training keeps attention probabilities and backward scratch). */
+/* Bytes of the activation arena as last sized (training keeps attention probabilities and backward scratch).
+ * CUDA build: every device byte the model needs at that shape (parameters, gradients, moments, bf16 copy,
+ * Muon workspace, arena). */
 int64_t nr_model_act_bytes(const nr_model *m);
+/* Activation recomputation per block (long contexts): training keeps only each block's input and reruns
+ * the block's forward pass during backward. CUDA build only; the CPU build accepts 0 and refuses 1. */
+int nr_set_recompute(nr_model *m, int on);
 
 /* Optimizer hyper-parameters (nr_optim_step's hp array), in this order. */
 enum {

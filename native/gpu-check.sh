@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The one-shot GPU check (issue #8): build, check the CUDA engine against the CPU reference, train,
+# benchmark against PyTorch, report memory; one compact table, well under 8 minutes. Needs no Bun and
+# no network. Uses a prebuilt native/build/libnanorag_cuda.so when nvcc is absent.
+# Usage: native/gpu-check.sh [OUT_DIR]   (the table is also written to OUT_DIR/gpu-check.md)
+set -uo pipefail
+cd "$(dirname "$0")"
+out=${1:-${OUT:-build/gpu-check}}
+mkdir -p "$out"
+log="$out/gpu-check.md"
+: >"$log"
+start=$(date +%s)
+say() { echo "$@" | tee -a "$log"; }
+# phase NAME SECONDS CMD...: run with a time budget, keep going on failure, note the status
+status=0
+phase() {
+  local name=$1 budget=$2 t0 rc
+  shift 2
+  t0=$(date +%s)
+  timeout --kill-after=10 "$budget" "$@" 2>&1 | tee -a "$log"
+  rc=${PIPESTATUS[0]}
+  [ "$rc" -eq 0 ] || status=1
+  say "phase $name: rc $rc, $(($(date +%s) - t0)) s of $budget s budget"
+}
+
+say "# nanorag GPU check, $(date -u +%FT%TZ)"
+say "machine: $(nproc) cores; $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)"
+say "torch: $(python3 -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())' 2>&1 | tail -1)"
+
+phase build 90 bash -c 'make -j"$(nproc)" >/dev/null && make -j"$(nproc)" cuda | tail -2 && test -f build/libnanorag_cuda.so &&
+  gcc -O2 -Iinclude -o build/gpu_check tests/gpu_check.c -ldl -lm'
+[ -x build/gpu_check ] && [ -f build/libnanorag_cuda.so ] || { say "build failed: stopping"; exit 1; }
+libs=(build/libnanorag.so build/libnanorag_cuda.so)
+phase check 80 ./build/gpu_check "${libs[@]}" parity train scan
+phase speed+memory 200 env GPU_CHECK_SPEED_BUDGET_S=150 ./build/gpu_check "${libs[@]}" speed memory
+phase torch 100 python3 ../bench/gpu/torch_peer.py --budget 85
+say "total: $(($(date +%s) - start)) s, status $status"
+exit "$status"
