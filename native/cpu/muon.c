@@ -14,14 +14,18 @@ void muon_update(float *p, const float *g, float *buf, int rows, int cols, float
   float *base = X, *X2 = X + n, *A = X2 + n, *B2 = A + (size_t)mr * mr;
 #define GEMM(ta, tb, M_, N_, K_, A_, lda, B_, ldb, C_, ldc, acc) \
   (tid >= 0 ? sgemm_st(ta, tb, M_, N_, K_, A_, lda, B_, ldb, C_, ldc, acc, tid) : sgemm(ta, tb, M_, N_, K_, A_, lda, B_, ldb, C_, ldc, acc))
+  /* X[r][c] (or X[c][r] when transposed) by nested loops: a division and a modulo per element cost
+   * more than the update itself */
   double ss = 0;
-  for (size_t i = 0; i < n; i++) {
-    float gg = g[i] * gscale;
-    buf[i] = mom * buf[i] + (1.0f - mom) * gg;
-    float u = (1.0f - mom) * gg + mom * buf[i];
-    if (tr) X[(i % cols) * rows + i / cols] = u;
-    else X[i] = u;
-    ss += (double)u * u;
+  for (int r = 0; r < rows; r++) {
+    size_t i = (size_t)r * cols;
+    for (int c2 = 0; c2 < cols; c2++, i++) {
+      float gg = g[i] * gscale;
+      buf[i] = mom * buf[i] + (1.0f - mom) * gg;
+      float u = (1.0f - mom) * gg + mom * buf[i];
+      X[tr ? (size_t)c2 * rows + r : i] = u;
+      ss += (double)u * u;
+    }
   }
   float inv = (float)(1.0 / (sqrt(ss) + 1e-7));
   for (size_t i = 0; i < n; i++) X[i] *= inv;
@@ -41,16 +45,15 @@ void muon_update(float *p, const float *g, float *buf, int rows, int cols, float
     SYMGRAM(X, nc, A);                                        /* A = X X^T */
     SYMGRAM(A, mr, B2);                                       /* B2 = A A = A A^T (A symmetric) */
     for (size_t i = 0; i < (size_t)mr * mr; i++) B2[i] = b * A[i] + c * B2[i];
-    memcpy(X2, X, n * sizeof(float));
-    for (size_t i = 0; i < n; i++) X2[i] *= a;
+    for (size_t i = 0; i < n; i++) X2[i] = X[i] * a;
     GEMM(0, 0, mr, nc, mr, B2, mr, X, nc, X2, nc, 1);         /* X2 = a X + B2 X */
     float *t = X; X = X2; X2 = t;
   }
   float scale = lr * sqrtf(fmaxf(1.0f, (float)rows / (float)cols));
   float decay = 1.0f - lr * wd;
-  for (size_t i = 0; i < n; i++) {
-    float o = tr ? X[(i % cols) * rows + i / cols] : X[i];
-    p[i] = p[i] * decay - scale * o;
+  for (int r = 0; r < rows; r++) {
+    size_t i = (size_t)r * cols;
+    for (int c2 = 0; c2 < cols; c2++, i++) p[i] = p[i] * decay - scale * X[tr ? (size_t)c2 * rows + r : i];
   }
   if (tid < 0) free(base);
 #undef GEMM

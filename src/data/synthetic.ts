@@ -46,7 +46,8 @@ export interface SyntheticWorld {
   entitiesBySplit: Record<Split, number>;
 }
 
-const SYL = ["ka", "lo", "mi", "ran", "tor", "vel", "sa", "qui", "den", "bro", "ma", "fel", "or", "tan", "zu", "nel", "ar", "is", "el", "um", "dra", "ven", "sol", "ga", "rith", "mor", "pa", "lis", "ko", "bel", "ther", "an", "dor", "vi", "nus", "cal", "te", "ro", "shi", "wen", "ix", "ha", "jor", "pe", "lun", "fa", "gri", "do", "sen", "yo"];
+/** Syllables of every generated name (also used for fresh names in counterfactual training data). */
+export const SYLLABLES = ["ka", "lo", "mi", "ran", "tor", "vel", "sa", "qui", "den", "bro", "ma", "fel", "or", "tan", "zu", "nel", "ar", "is", "el", "um", "dra", "ven", "sol", "ga", "rith", "mor", "pa", "lis", "ko", "bel", "ther", "an", "dor", "vi", "nus", "cal", "te", "ro", "shi", "wen", "ix", "ha", "jor", "pe", "lun", "fa", "gri", "do", "sen", "yo"];
 const CITY_SUFFIX = ["", "", "", "ford", "holm", "ville", "burg", "mouth", "stad", "gate"];
 const COUNTRY_SUFFIX = ["ia", "land", "stan", "ora", "avia", "mark", "esh", "ovia"];
 const COMPANY_SUFFIX = ["Industries", "Labs", "Corporation", "Systems", "Works", "Holdings", "Group", "Dynamics"];
@@ -63,7 +64,7 @@ function cap(s: string): string {
 function word(rand: () => number, min: number, max: number): string {
   const n = randInt(min, max, rand);
   let w = "";
-  for (let i = 0; i < n; i++) w += pick(SYL, rand);
+  for (let i = 0; i < n; i++) w += pick(SYLLABLES, rand);
   return w;
 }
 

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { UserError } from "../errors.ts";
 import type { Kb } from "../kb/kb.ts";
 import { prng, shuffle } from "../data/random.ts";
+import { SYLLABLES } from "../data/synthetic.ts";
 import { type DocumentRow, type QuestionRow, readDocuments, readQuestions } from "../data/schema.ts";
 import { answerWithCitations, MultiHopTask, RetrievalCache, type SearchFn } from "../rag/tasks.ts";
 import { BudgetError, type Conversation, type Message, type RagDoc, render, type TemplateTokenizer } from "../rag/template.ts";
@@ -273,17 +274,11 @@ export function relationKey(question: string, subject: string): string {
   return question.split(subject).join("{s}");
 }
 
-/**
- * Syllables of the synthetic world's names (src/data/synthetic.ts), so fresh names split into tokens
- * the way real entity names of held-out worlds do.
- */
-const SYL = ["ka", "lo", "mi", "ran", "tor", "vel", "sa", "qui", "den", "bro", "ma", "fel", "or", "tan", "zu", "nel", "ar", "is", "el", "um", "dra", "ven", "sol", "ga", "rith", "mor", "pa", "lis", "ko", "bel", "ther", "an", "dor", "vi", "nus", "cal", "te", "ro", "shi", "wen", "ix", "ha", "jor", "pe", "lun", "fa", "gri", "do", "sen", "yo"];
-
-/** A fresh name-like word of 2-3 syllables. */
+/** A fresh name-like word of 2-3 of the synthetic world's syllables, so it splits into tokens the way held-out names do. */
 export function pseudoWord(rand: () => number): string {
   const n = 2 + Math.floor(rand() * 2);
   let w = "";
-  for (let i = 0; i < n; i++) w += SYL[Math.floor(rand() * SYL.length)]!;
+  for (let i = 0; i < n; i++) w += SYLLABLES[Math.floor(rand() * SYLLABLES.length)]!;
   return w;
 }
 
