@@ -31,7 +31,10 @@ phase build 90 bash -c 'make -j"$(nproc)" >/dev/null && make -j"$(nproc)" cuda |
   gcc -O2 -Iinclude -o build/gpu_check tests/gpu_check.c -ldl -lm'
 [ -x build/gpu_check ] && [ -f build/libnanorag_cuda.so ] || { say "build failed: stopping"; exit 1; }
 libs=(build/libnanorag.so build/libnanorag_cuda.so)
-phase check 80 ./build/gpu_check "${libs[@]}" parity train scan
+# one process per phase: a kernel fault poisons its CUDA context, not the next phase's
+phase parity 50 ./build/gpu_check "${libs[@]}" parity
+phase train 20 ./build/gpu_check "${libs[@]}" train
+phase scan 15 ./build/gpu_check "${libs[@]}" scan
 phase speed+memory 200 env GPU_CHECK_SPEED_BUDGET_S=150 ./build/gpu_check "${libs[@]}" speed memory
 phase torch 100 python3 ../bench/gpu/torch_peer.py --budget 85
 say "total: $(($(date +%s) - start)) s, status $status"

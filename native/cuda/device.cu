@@ -84,7 +84,8 @@ extern "C" const char *nr_engine_info(void) {
   static char buf[512];
   cudaDeviceProp p;
   if (cudaGetDeviceProperties(&p, g_dev) != cudaSuccess) return "cuda (no device)";
-  snprintf(buf, sizeof buf, "cuda %s sm_%d%d, %d SMs, bf16 GEMMs (cuBLAS)%s", p.name, p.major, p.minor,
-           p.multiProcessorCount, getenv("NANORAG_CUDA_FP32") ? ", fp32 parity mode" : "");
+  const char *fp = getenv("NANORAG_CUDA_FP32");
+  snprintf(buf, sizeof buf, "cuda %s sm_%d%d, %d SMs, %s GEMMs (cuBLAS)", p.name, p.major, p.minor,
+           p.multiProcessorCount, fp && *fp && *fp != '0' ? "fp32" : "bf16");
   return buf;
 }
