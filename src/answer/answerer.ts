@@ -13,6 +13,7 @@ import { type Answer, type AnswerMode, answerQuestion, type AnswerSettings } fro
 import type { Source } from "./citations.ts";
 import { type LoadedModel, loadModel } from "./load.ts";
 import { generationState } from "../train/generate.ts";
+import { pooledEmbeddings } from "../dense/model.ts";
 
 export interface OpenOptions {
   /** checkpoint or run folder */
@@ -130,25 +131,7 @@ export class Answerer {
 
   /** Text embeddings from the model's pooled final hidden states (texts cut at the trained length). */
   embed(texts: string[]): Promise<Embeddings> {
-    return this.#exclusive(async () => {
-      const { model, tokenizer, seqLen } = this.loaded;
-      const bos = tokenizer.specialId("<|bos|>");
-      let tokens = 0;
-      const vectors = texts.map((text) => {
-        const ids = [bos, ...tokenizer.encode(text)].slice(0, Math.max(2, seqLen));
-        tokens += ids.length - 1;
-        // BOS is read (as in training) but left out of the mean, unless the text is empty.
-        const mask = new Float32Array(ids.length).fill(1);
-        if (ids.length > 1) mask[0] = 0;
-        const v = model.embed(ids, 1, ids.length, mask);
-        let norm = 0;
-        for (const x of v) norm += x * x;
-        norm = Math.sqrt(norm) || 1;
-        for (let i = 0; i < v.length; i++) v[i]! /= norm;
-        return v;
-      });
-      return { vectors, tokens };
-    });
+    return this.#exclusive(async () => pooledEmbeddings(this.loaded, texts));
   }
 
   close(): void {

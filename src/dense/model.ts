@@ -43,35 +43,43 @@ class ModelEmbedder implements Embedder {
   }
 
   async embed(texts: string[]): Promise<Float32Array[]> {
-    const { model, tokenizer, seqLen } = this.loaded;
-    const bos = tokenizer.specialId("<|bos|>");
-    const seqs = texts.map((t) => [bos, ...tokenizer.encode(t)].slice(0, Math.max(2, seqLen)));
-    // Rows of similar length share a batch, so little of it is padding.
-    const order = seqs.map((_, i) => i).sort((a, b) => seqs[a]!.length - seqs[b]!.length);
-    const out: Float32Array[] = new Array(texts.length);
-    const C = this.identity.dim;
-    const bar = texts.length > this.batch ? progress("model embedder", texts.length, "texts") : null;
-    for (let s = 0; s < order.length; s += this.batch) {
-      const rows = order.slice(s, s + this.batch);
-      const T = seqs[rows[rows.length - 1]!]!.length;
-      // Padding follows each text and the model is causal, so it changes nothing the mask keeps.
-      const tokens = new Int32Array(rows.length * T);
-      const mask = new Float32Array(rows.length * T);
-      rows.forEach((i, b) => {
-        const ids = seqs[i]!;
-        tokens.set(ids, b * T);
-        mask.fill(1, b * T + (ids.length > 1 ? 1 : 0), b * T + ids.length);
-      });
-      const pooled = model.embed(tokens, rows.length, T, mask);
-      rows.forEach((i, b) => {
-        const v = pooled.slice(b * C, (b + 1) * C);
-        normalize(v);
-        out[i] = v;
-      });
-      bar?.tick(Math.min(order.length, s + this.batch));
-    }
-    return out;
+    return pooledEmbeddings(this.loaded, texts, this.batch).vectors;
   }
+}
+
+/**
+ * Each text's pooled, L2-normalised embedding, and the tokens read (BOS not counted). Rows of similar
+ * length share a batch, so little of it is padding. Also behind the answering core's embed()
+ * (serve's /v1/embeddings).
+ */
+export function pooledEmbeddings(loaded: LoadedModel, texts: string[], batch = DEFAULT_BATCH): { vectors: Float32Array[]; tokens: number } {
+  const { model, tokenizer, seqLen } = loaded;
+  const bos = tokenizer.specialId("<|bos|>");
+  const seqs = texts.map((t) => [bos, ...tokenizer.encode(t)].slice(0, Math.max(2, seqLen)));
+  const order = seqs.map((_, i) => i).sort((a, b) => seqs[a]!.length - seqs[b]!.length);
+  const out: Float32Array[] = new Array(texts.length);
+  const C = model.config.n_embd;
+  const bar = texts.length > batch ? progress("model embedder", texts.length, "texts") : null;
+  for (let s = 0; s < order.length; s += batch) {
+    const rows = order.slice(s, s + batch);
+    const T = seqs[rows[rows.length - 1]!]!.length;
+    // Padding follows each text and the model is causal, so it changes nothing the mask keeps.
+    const tokens = new Int32Array(rows.length * T);
+    const mask = new Float32Array(rows.length * T);
+    rows.forEach((i, b) => {
+      const ids = seqs[i]!;
+      tokens.set(ids, b * T);
+      mask.fill(1, b * T + (ids.length > 1 ? 1 : 0), b * T + ids.length);
+    });
+    const pooled = model.embed(tokens, rows.length, T, mask);
+    rows.forEach((i, b) => {
+      const v = pooled.slice(b * C, (b + 1) * C);
+      normalize(v);
+      out[i] = v;
+    });
+    bar?.tick(Math.min(order.length, s + batch));
+  }
+  return { vectors: out, tokens: seqs.reduce((n, ids) => n + ids.length - 1, 0) };
 }
 
 function open(checkpoint: string, options: Record<string, string | number | undefined>): ModelEmbedder {
