@@ -140,6 +140,14 @@ describe("nanorag train --nproc-per-node (CPU workers over loopback)", () => {
     if (existsSync(latest)) expect(() => loadCheckpoint(latest).model.free()).not.toThrow();
   }, 60_000);
 
+  test("a node whose rank 0 never shows up gives up after the rendezvous timeout, naming the address", () => {
+    const port = String(20000 + ((process.pid + 13) % 20000)); // nothing listens there
+    const r = cli([...train, "--nnodes", "2", "--node-rank", "1", "--master-addr", "127.0.0.1", "--master-port", port, "--out", join(dir, "alone")], { env: { NANORAG_RENDEZVOUS_TIMEOUT_MS: "1500" } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`rank 1 (node 1) exited with code 2: cannot reach rank 0 at 127.0.0.1:${port}`);
+    expect(existsSync(join(dir, "alone"))).toBe(false);
+  }, 30_000);
+
   test("bad input in the workers: the launcher exits 2 with the rank and its error", () => {
     const r = cli([...train.map((a) => (a.endsWith("/data") ? join(dir, "missing") : a)), "--nproc-per-node", "2", "--threads", "2", "--out", join(dir, "bad")]);
     expect(r.code).toBe(2);

@@ -56,9 +56,9 @@ export class ProcessGroup {
     const deadline = Date.now() + RENDEZVOUS_MS;
     const where = `${id.masterAddr}:${id.masterPort}`;
     if (id.rank !== 0) {
-      const ch = await dial(id.masterAddr, id.masterPort, deadline, `rank 0 (${where})`);
+      const ch = await dial(id.masterAddr, id.masterPort, deadline, "rank 0");
       ch.sendJson({ rank: id.rank, world: id.world, node: id.nodeRank } satisfies Hello);
-      const w = await ch.recvJson<Welcome>();
+      const w = await Promise.race([ch.recvJson<Welcome>(), expire(deadline, `rendezvous: rank 0 at ${where} did not answer within ${RENDEZVOUS_MS / 1000}s (is --master-port that of this job?)`)]);
       if (!w.ok) throw new UserError(`rendezvous at ${where}: ${w.error}`);
       if (device.kind === "cuda") ncclInit(Buffer.from(w.ncclId ?? "", "base64"), id);
       return new ProcessGroup(id, device, [ch], null);
@@ -121,6 +121,11 @@ export class ProcessGroup {
     this.server?.close();
     if (this.device.kind === "cuda") native().nr_comm_free();
   }
+}
+
+/** Rejects at `deadline` (ms since the epoch), without keeping the process alive for it. */
+function expire(deadline: number, message: string): Promise<never> {
+  return new Promise((_, reject) => setTimeout(() => reject(new UserError(message)), Math.max(0, deadline - Date.now())).unref());
 }
 
 function ncclInit(id: Buffer, me: Identity): void {
