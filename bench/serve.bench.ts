@@ -4,9 +4,11 @@
  * answered and lost, errors, requests/s, p50/p99 latency (request sent to last byte), generated
  * tokens/s. Peer, in the same run: the same answers from the Answerer called in-process one after
  * another (no HTTP, no queue), so the ratio shows what the server costs. Nothing may be lost: the
- * server's own counters (/health) must agree with the client's.
+ * server's own counters (/health) must agree with the client's. Each workload runs in --rounds rounds,
+ * interleaved with the peer's, and the table gives medians (and the range of req/s), so that a burst
+ * of load from other processes moves one round, not one row.
  *
- *   bun bench/serve.bench.ts [--clients 16] [--threads 2] [--models tiny,small] [--quick] [--json]
+ *   bun bench/serve.bench.ts [--clients 16] [--threads 2] [--models tiny,small] [--rounds 3] [--quick] [--json]
  *
  * --quick: a tenth of the requests, to check the setup.
  *
@@ -30,6 +32,7 @@ const THREADS = opt("threads", "2");
 const MODELS = opt("models", "tiny,small").split(",");
 const JSONOUT = argv.includes("--json");
 const SCALE = argv.includes("--quick") ? 0.1 : 1;
+const ROUNDS = Number(opt("rounds", "3"));
 const MAX_TOKENS = 16;
 const ROOT = join(import.meta.dir, "..");
 const CLI = [process.execPath, join(ROOT, "src/cli/main.ts")];
@@ -87,6 +90,8 @@ interface Row {
   tokensPerS: number | null;
 }
 
+const PEER = "in-process answer() (peer)";
+
 async function load(url: string, model: string, workload: string, path: string, bodies: string[], amount: number): Promise<Row> {
   const before = await counters(url);
   const r = await autocannon({
@@ -94,6 +99,8 @@ async function load(url: string, model: string, workload: string, path: string, 
     connections: CLIENTS,
     amount,
     timeout: 120,
+    // autocannon ends a run on its next sample tick: 1 s by default, which would pad short runs.
+    sampleInt: 20,
     requests: bodies.map((body) => ({ method: "POST", headers: { "content-type": "application/json" }, body })),
   });
   const after = await counters(url);
@@ -107,25 +114,19 @@ async function load(url: string, model: string, workload: string, path: string, 
 }
 
 /** The peer: the same answers in-process, one after another. */
-async function inProcess(model: string, kb: string, name: string, questions: string[], n: number): Promise<Row> {
-  setThreads(Number(THREADS));
-  const a = await Answerer.open({ model, kb });
-  try {
-    const lat: number[] = [];
-    let tokens = 0;
-    const t0 = performance.now();
-    for (let i = 0; i < n; i++) {
-      const t = performance.now();
-      tokens += (await a.answer(questions[i % questions.length]!, { maxNewTokens: MAX_TOKENS })).timings.tokens;
-      lat.push(performance.now() - t);
-    }
-    const seconds = (performance.now() - t0) / 1000;
-    lat.sort((x, y) => x - y);
-    const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))]!;
-    return { model: name, workload: "in-process answer() (peer)", clients: 1, requests: n, answered: n, lost: 0, errors: 0, rps: n / seconds, p50: pct(50), p99: pct(99), tokensPerS: tokens / seconds };
-  } finally {
-    a.close();
+async function inProcess(a: Answerer, name: string, questions: string[], n: number): Promise<Row> {
+  const lat: number[] = [];
+  let tokens = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    tokens += (await a.answer(questions[i % questions.length]!, { maxNewTokens: MAX_TOKENS })).timings.tokens;
+    lat.push(performance.now() - t);
   }
+  const seconds = (performance.now() - t0) / 1000;
+  lat.sort((x, y) => x - y);
+  const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))]!;
+  return { model: name, workload: PEER, clients: 1, requests: n, answered: n, lost: 0, errors: 0, rps: n / seconds, p50: pct(50), p99: pct(99), tokensPerS: tokens / seconds };
 }
 
 const rows: Row[] = [];
@@ -136,49 +137,62 @@ try {
   nanorag(["kb", "build", "--input", join(tmp, "example/documents.jsonl"), "--kb", kb]);
   const questions = readFileSync(join(tmp, "example/queries.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l).query as string);
   const chat = (stream: boolean) => questions.map((q) => JSON.stringify({ messages: [{ role: "user", content: q }], max_tokens: MAX_TOKENS, stream }));
+  const workloads: [string, string, string[], string][] = [
+    ["chat, whole", "/v1/chat/completions", chat(false), "whole"],
+    ["chat, streamed (SSE)", "/v1/chat/completions", chat(true), "streamed"],
+    ["retrieve (bm25, no engine)", "/v1/retrieve", questions.map((q) => JSON.stringify({ query: q, top_k: 5 })), "retrieve"],
+  ];
+  setThreads(Number(THREADS));
   for (const name of MODELS) {
     const model = join(tmp, name);
     say(`${name}: pretraining a checkpoint ...`);
     nanorag(["pretrain", "--kb", kb, ...RECIPES[name]!, "--threads", THREADS, "--out", model]);
     const server = await startServer(model, kb);
+    const peer = await Answerer.open({ model, kb });
+    const perRound = (key: string) => Math.max(CLIENTS, Math.round((AMOUNT[name]![key]! * SCALE) / ROUNDS));
     try {
-      for (const [workload, path, bodies] of [
-        ["chat, whole", "/v1/chat/completions", chat(false)],
-        ["chat, streamed (SSE)", "/v1/chat/completions", chat(true)],
-        ["retrieve (bm25, no engine)", "/v1/retrieve", questions.map((q) => JSON.stringify({ query: q, top_k: 5 }))],
-      ] as [string, string, string[]][]) {
-        const key = workload.startsWith("chat, whole") ? "whole" : workload.startsWith("chat") ? "streamed" : "retrieve";
-        const amount = Math.round(AMOUNT[name]![key]! * SCALE);
-        say(`${name}: ${workload} x ${amount} ...`);
-        rows.push(await load(server.url, name, workload, path, bodies, amount));
+      for (let round = 1; round <= ROUNDS; round++) {
+        for (const [workload, path, bodies, key] of workloads) {
+          say(`${name} round ${round}/${ROUNDS}: ${workload} x ${perRound(key)} ...`);
+          rows.push(await load(server.url, name, workload, path, bodies, perRound(key)));
+        }
+        say(`${name} round ${round}/${ROUNDS}: in-process peer ...`);
+        rows.push(await inProcess(peer, name, questions, Math.round(perRound("whole") / 4)));
       }
     } finally {
+      peer.close();
       await server.stop();
     }
-    say(`${name}: in-process peer ...`);
-    rows.push(await inProcess(model, kb, name, questions, Math.round((AMOUNT[name]!.whole! * SCALE) / 4)));
   }
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }
 
 const f1 = (x: number) => x.toFixed(1);
-if (JSONOUT) process.stdout.write(`${JSON.stringify({ clients: CLIENTS, threads: THREADS, maxTokens: MAX_TOKENS, loadavg: loadavg(), rows }, null, 2)}\n`);
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+/** One line per model and workload over its rounds: sums of counts, medians of rates and latencies. */
+const summary = [...new Set(rows.map((r) => `${r.model}\t${r.workload}`))].map((key) => {
+  const rs = rows.filter((r) => `${r.model}\t${r.workload}` === key);
+  const sum = (k: "requests" | "answered" | "lost" | "errors") => rs.reduce((a, r) => a + r[k], 0);
+  const tok = rs.map((r) => r.tokensPerS).filter((t): t is number => t !== null);
+  return { model: rs[0]!.model, workload: rs[0]!.workload, clients: rs[0]!.clients, rounds: rs.length, requests: sum("requests"), answered: sum("answered"), lost: sum("lost"), errors: sum("errors"), rps: median(rs.map((r) => r.rps)), rpsMin: Math.min(...rs.map((r) => r.rps)), rpsMax: Math.max(...rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), tokensPerS: tok.length ? median(tok) : null };
+});
+if (JSONOUT) process.stdout.write(`${JSON.stringify({ clients: CLIENTS, threads: THREADS, maxTokens: MAX_TOKENS, rounds: ROUNDS, loadavg: loadavg(), summary, rows }, null, 2)}\n`);
 else {
   const out = [
-    `Server benchmark: ${CLIENTS} clients on loopback (autocannon), ${THREADS} engine threads, max_tokens ${MAX_TOKENS}, load average ${loadavg()} at the end`,
+    `Server benchmark: ${CLIENTS} clients on loopback (autocannon), ${THREADS} engine threads, max_tokens ${MAX_TOKENS}, ${ROUNDS} rounds, load average ${loadavg()} at the end`,
     "",
-    "| model | workload | clients | requests | answered | lost | errors | req/s | p50 ms | p99 ms | gen tok/s | vs peer |",
+    "| model | workload | clients | requests | answered | lost | errors | req/s median (range) | p50 ms | p99 ms | gen tok/s | vs peer |",
     "|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
-  for (const r of rows) {
-    const peer = rows.find((p) => p.model === r.model && p.workload.includes("peer"));
+  for (const r of summary) {
+    const peer = summary.find((p) => p.model === r.model && p.workload === PEER);
     const ratio = peer && r.workload.startsWith("chat") ? `${(r.rps / peer.rps).toFixed(2)}x` : "-";
-    out.push(`| ${r.model} | ${r.workload} | ${r.clients} | ${r.requests} | ${r.answered} | ${r.lost} | ${r.errors} | ${f1(r.rps)} | ${f1(r.p50)} | ${f1(r.p99)} | ${r.tokensPerS === null ? "-" : f1(r.tokensPerS)} | ${ratio} |`);
+    out.push(`| ${r.model} | ${r.workload} | ${r.clients} | ${r.requests} | ${r.answered} | ${r.lost} | ${r.errors} | ${f1(r.rps)} (${f1(r.rpsMin)}-${f1(r.rpsMax)}) | ${f1(r.p50)} | ${f1(r.p99)} | ${r.tokensPerS === null ? "-" : f1(r.tokensPerS)} | ${ratio} |`);
   }
   process.stdout.write(`${out.join("\n")}\n`);
 }
-const bad = rows.filter((r) => r.lost || r.errors);
+const bad = summary.filter((r) => r.lost || r.errors);
 if (bad.length) {
   say(`FAILED: requests lost or errors in ${bad.map((r) => `${r.model} ${r.workload}`).join(", ")}`);
   process.exit(1);
