@@ -95,12 +95,6 @@ export function native(): Engine {
   return lib!;
 }
 
-/** The kind and path of the library in use (loads the CPU one if none was chosen). */
-export function engineKind(): { kind: EngineKind; path: string } {
-  native();
-  return loaded!;
-}
-
 /** The engine's last error message. */
 export function lastError(): string {
   return String(native().nr_last_error());

@@ -10,7 +10,7 @@ import { createServer, type Server } from "node:net";
 import { UserError } from "../../errors.ts";
 import { type Device, type Model } from "../../engine/index.ts";
 import { native, lastError } from "../../engine/ffi.ts";
-import { Channel, dial, PeerLost } from "./wire.ts";
+import { Channel, dial } from "./wire.ts";
 
 export interface Identity {
   rank: number;
@@ -200,4 +200,3 @@ function sumInRankOrder(mine: Buffer, others: Buffer[], n: number, world: number
   return pack(sums, g);
 }
 
-export { PeerLost };
