@@ -164,9 +164,7 @@ static void bwd_task(void *c, int task, int tid) {
       for (int r = 0; r < rows; r++) {
         const float *p = P + (size_t)r * ld;
         float *d = dP + (size_t)r * kmax;
-        double s = 0;
-        for (int j = 0; j < kmax; j++) s += (double)p[j] * d[j];
-        float sf = (float)s;
+        float sf = (float)dot_f64(p, d, kmax);
         for (int j = 0; j < kmax; j++) d[j] = p[j] * (d[j] - sf) * scale;
       }
       sgemm_st(0, 0, rows, hd, kmax, dP, kmax, k, a->ks, dq + i0 * a->qs, a->qs, 0, tid);
@@ -198,8 +196,7 @@ static void qk_fwd(void *c, int b, int e, int tid) {
     rope_forward_row(row, nh, hd, x->m->rope_cos + (size_t)pos * (hd / 2), x->m->rope_sin + (size_t)pos * (hd / 2));
     for (int h = 0; h < nh; h++) {
       float *y = row + h * hd;
-      double ss = 0;
-      for (int j = 0; j < hd; j++) ss += (double)y[j] * y[j];
+      double ss = dot_f64(y, y, hd);
       float rs = (float)(1.0 / sqrt(ss / hd + cf->eps));
       for (int j = 0; j < hd; j++) y[j] *= rs;
       x->l->qkr[(size_t)r * nh + h] = rs;
@@ -219,8 +216,7 @@ static void qk_bwd(void *c, int b, int e, int tid) {
       float *dy = drow + h * hd;
       const float *y = yrow + h * hd;
       float rs = x->l->qkr[(size_t)r * nh + h];
-      double s = 0;
-      for (int j = 0; j < hd; j++) s += (double)dy[j] * y[j];
+      double s = dot_f64(dy, y, hd);
       float mean = (float)(s / hd);
       for (int j = 0; j < hd; j++) dy[j] = rs * (dy[j] - y[j] * mean);
     }

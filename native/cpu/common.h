@@ -66,6 +66,28 @@ static inline v8 v8_log(v8 u) {
   p = p * s2 + v8_set1(1.0f);
   return __builtin_convertvector(e, v8) * v8_set1(0.693147180559945f) + v8_set1(2.0f) * s * p;
 }
+/* sum of a[j] * b[j] in double over eight interleaved partial sums, combined in a fixed order (the same
+ * for any thread count). A single chain of n dependent double adds ran latency-bound: 4 cycles per
+ * element in RMSNorm, QK-norm, attention backward and the gradient norm. Products of two floats are
+ * exact in double, so only the order of the additions differs from the plain loop. */
+typedef float v4f_ __attribute__((vector_size(16)));
+typedef double v4d_ __attribute__((vector_size(32)));
+static inline double dot_f64(const float *a, const float *b, long n) {
+  v4d_ s0 = {0, 0, 0, 0}, s1 = {0, 0, 0, 0};
+  long j = 0;
+  for (; j + 8 <= n; j += 8) {
+    v8 x = *(const v8 *)(a + j), y = *(const v8 *)(b + j);
+    v4f_ xl = __builtin_shufflevector(x, x, 0, 1, 2, 3), xh = __builtin_shufflevector(x, x, 4, 5, 6, 7);
+    v4f_ yl = __builtin_shufflevector(y, y, 0, 1, 2, 3), yh = __builtin_shufflevector(y, y, 4, 5, 6, 7);
+    s0 += __builtin_convertvector(xl, v4d_) * __builtin_convertvector(yl, v4d_);
+    s1 += __builtin_convertvector(xh, v4d_) * __builtin_convertvector(yh, v4d_);
+  }
+  v4d_ s = s0 + s1;
+  double t = (s[0] + s[1]) + (s[2] + s[3]);
+  for (; j < n; j++) t += (double)a[j] * b[j];
+  return t;
+}
+
 /* max of x[0..n) (n >= 1) */
 static inline float vmax_f(const float *x, int n) {
   int j = 0;

@@ -397,9 +397,7 @@ typedef struct {
 static void norm_task(void *c, int t, int tid) {
   NormCtx2 *x = c;
   size_t b = (size_t)t * 65536, e = b + 65536 > x->n ? x->n : b + 65536;
-  double s = 0;
-  for (size_t i = b; i < e; i++) s += (double)x->g[i] * x->g[i];
-  x->part[t] = s;
+  x->part[t] = dot_f64(x->g + b, x->g + b, (long)(e - b));
 }
 
 typedef struct {

@@ -16,7 +16,6 @@ void muon_update(float *p, const float *g, float *buf, int rows, int cols, float
   (tid >= 0 ? sgemm_st(ta, tb, M_, N_, K_, A_, lda, B_, ldb, C_, ldc, acc, tid) : sgemm(ta, tb, M_, N_, K_, A_, lda, B_, ldb, C_, ldc, acc))
   /* X[r][c] (or X[c][r] when transposed) by nested loops: a division and a modulo per element cost
    * more than the update itself */
-  double ss = 0;
   for (int r = 0; r < rows; r++) {
     size_t i = (size_t)r * cols;
     for (int c2 = 0; c2 < cols; c2++, i++) {
@@ -24,9 +23,9 @@ void muon_update(float *p, const float *g, float *buf, int rows, int cols, float
       buf[i] = mom * buf[i] + (1.0f - mom) * gg;
       float u = (1.0f - mom) * gg + mom * buf[i];
       X[tr ? (size_t)c2 * rows + r : i] = u;
-      ss += (double)u * u;
     }
   }
+  double ss = dot_f64(X, X, (long)n);
   float inv = (float)(1.0 / (sqrt(ss) + 1e-7));
   for (size_t i = 0; i < n; i++) X[i] *= inv;
   const float a = 3.4445f, b = -4.7750f, c = 2.0315f;

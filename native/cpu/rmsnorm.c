@@ -14,8 +14,7 @@ static void fwd(void *c, int b, int e, int tid) {
   for (int r = b; r < e; r++) {
     const float *x = n->x + (size_t)r * C;
     float *y = n->y + (size_t)r * C;
-    double ss = 0;
-    for (int j = 0; j < C; j++) ss += (double)x[j] * x[j];
+    double ss = dot_f64(x, x, C);
     float rs = (float)(1.0 / sqrt(ss / C + n->eps));
     for (int j = 0; j < C; j++) y[j] = x[j] * rs;
     if (n->rstd) n->rstd[r] = rs;
@@ -34,8 +33,7 @@ static void bwd(void *c, int b, int e, int tid) {
   for (int r = b; r < e; r++) {
     const float *dy = n->dy + (size_t)r * C, *y = n->yc + (size_t)r * C;
     float *dx = n->dx + (size_t)r * C;
-    double s = 0;
-    for (int j = 0; j < C; j++) s += (double)dy[j] * y[j];
+    double s = dot_f64(dy, y, C);
     float mean = (float)(s / C), rs = n->rc[r];
     if (n->acc)
       for (int j = 0; j < C; j++) dx[j] += rs * (dy[j] - y[j] * mean);
