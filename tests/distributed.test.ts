@@ -154,7 +154,7 @@ describe("nanorag train --nproc-per-node (CPU workers over loopback)", () => {
     expect(r.stderr).toMatch(/rank [01] \(node 0\) exited with code 2: .*missing/);
   }, 30_000);
 
-  test("Ctrl-C stops every rank after the same step; rank 0 saves and --resume finishes", async () => {
+  test("Ctrl-C stops every rank after the same step; rank 0 saves and --resume (with as many processes) finishes", async () => {
     const out = join(dir, "int");
     const args = [...train, "--eval-every", "100000", "--device-batch", "2", "--threads", "2", "--nproc-per-node", "2", "--out", out];
     const p = Bun.spawn([BUN, join(ROOT, "src/cli/main.ts"), ...args, "--steps", "100000"], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
@@ -167,6 +167,9 @@ describe("nanorag train --nproc-per-node (CPU workers over loopback)", () => {
     const state = JSON.parse(readFileSync(join(out, "checkpoints/latest/config.json"), "utf8")).meta.loop;
     expect(state.step).toBeGreaterThan(0);
     expect(losses(out).length).toBe(state.step); // rank 0 logged exactly the steps both ranks took
+    const alone = cli([...args.filter((x, i) => x !== "--nproc-per-node" && args[i - 1] !== "--nproc-per-node"), "--resume"]);
+    expect(alone.code).toBe(2);
+    expect(alone.stderr).toContain("was trained by 2 process(es), this run has 1");
     // --steps may grow on resume; here it shrinks to just past the saved step, to keep the test short
     const r = cli([...args, "--resume", "--steps", String(state.step + 3)]);
     expect(r.code).toBe(0);

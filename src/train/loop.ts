@@ -91,13 +91,23 @@ export function loadResume(outDir: string): { model: Model; state: LoopState; me
   return { model, state: loop, meta };
 }
 
-/** The checkpoint meta's training config, for comparing on resume. */
-export function checkpointConfig(dir: string): Record<string, unknown> | null {
+/** A checkpoint's meta (what the loop saved with it), or null when there is none. */
+function checkpointMeta(dir: string): Record<string, unknown> | null {
   try {
-    return (JSON.parse(readFileSync(join(dir, "config.json"), "utf8")).meta?.config as Record<string, unknown>) ?? null;
+    return (JSON.parse(readFileSync(join(dir, "config.json"), "utf8")).meta as Record<string, unknown>) ?? null;
   } catch {
     return null;
   }
+}
+
+/** The checkpoint meta's training config, for comparing on resume. */
+export function checkpointConfig(dir: string): Record<string, unknown> | null {
+  return (checkpointMeta(dir)?.config as Record<string, unknown>) ?? null;
+}
+
+/** How many processes trained a checkpoint (1 for those saved before multi-process training). */
+export function checkpointWorld(dir: string): number {
+  return Number(checkpointMeta(dir)?.world ?? 1);
 }
 
 let interruptFlag = false;
@@ -137,7 +147,7 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
   const s = Math.sqrt(768 / cfg.nEmbd);
   const frac = cfg.initLrFrac * (o.lrFrac ?? 1);
   const sched = { steps: o.steps, warmupSteps: cfg.warmupSteps, warmdownFrac: cfg.warmdownFrac, finalFrac: cfg.finalLrFrac };
-  const meta = () => ({ ...(o.meta ?? {}), config: cfg, loop: st });
+  const meta = () => ({ ...(o.meta ?? {}), config: cfg, loop: st, world });
   const save = (name: string) => lead && saveCheckpointAtomic(model, join(ckDir, name), meta());
   const losses: number[] = [];
   let last: Row | null = null;

@@ -15,7 +15,7 @@ import { Tokenizer } from "../tokenizer/bpe.ts";
 import { trainBpe } from "../tokenizer/train.ts";
 import { modelConfig, type TrainConfig } from "./config.ts";
 import { type Dataset, docText, kbSearch, RagSource, trainingDocuments } from "./data.ts";
-import { checkpointConfig, loadResume, type LoopResult, type LoopState } from "./loop.ts";
+import { checkpointConfig, checkpointWorld, loadResume, type LoopResult, type LoopState } from "./loop.ts";
 import { Wandb } from "./report.ts";
 import type { ProcessGroup } from "./parallel/group.ts";
 import { newModel, pretrainStage, ragStage, rlStage, type StageContext } from "./stages.ts";
@@ -59,12 +59,15 @@ export function sourceModel(source: string, cfg: TrainConfig, vocab: number): { 
   return { model, meta };
 }
 
-/** Resume: the saved config must match the one given now (steps may grow). */
-function checkResumeConfig(outDir: string, cfg: TrainConfig): void {
-  const saved = checkpointConfig(join(outDir, "checkpoints", "latest"));
+/** Resume: the saved config must match the one given now (steps may grow), and so must the number of processes (it sets the batch). */
+function checkResumeConfig(outDir: string, cfg: TrainConfig, group: ProcessGroup | null | undefined): void {
+  const dir = join(outDir, "checkpoints", "latest");
+  const saved = checkpointConfig(dir);
   if (!saved) return;
   const diff = Object.keys(cfg).filter((k) => !["steps", "rlSteps", "refragSteps", "pretrainSteps", "evalEvery", "saveEvery", "evalQuestions", "threads"].includes(k) && JSON.stringify(saved[k]) !== JSON.stringify(cfg[k as keyof TrainConfig]));
   if (diff.length) throw new UserError(`--resume: config differs from the checkpoint's in ${diff.join(", ")}; resume with the same settings`);
+  const [was, now] = [checkpointWorld(dir), group?.world ?? 1];
+  if (was !== now) throw new UserError(`--resume: ${dir} was trained by ${was} process(es), this run has ${now}; the batch (device batch x processes) would change, so resume with the same --nproc-per-node and --nnodes`);
 }
 
 function stageResume(outDir: string, want: boolean): { model: Model; state: LoopState } | null {
@@ -93,7 +96,7 @@ export async function runPretrain(o: PretrainOptions): Promise<{ model: Model; t
   else if (existsSync(tokenizerPath) && lead) tok = Tokenizer.load(tokenizerPath);
   else tok = trainTokenizer(o.texts, o.vocabSize ?? 2048, lead ? tokenizerPath : null);
   await o.group?.agree("tokenizer", String(Bun.hash(JSON.stringify(tok.toFile()))));
-  if (o.resume) checkResumeConfig(o.outDir, o.cfg);
+  if (o.resume) checkResumeConfig(o.outDir, o.cfg, o.group);
   const res = stageResume(o.outDir, Boolean(o.resume));
   const model = res?.model ?? newModel(o.cfg, tok.vocabSize);
   const wandb = new Wandb(lead ? o.wandb : undefined);
@@ -149,7 +152,7 @@ export async function runTrain(o: TrainOptions): Promise<TrainResult> {
     model = loadCheckpoint(join(stageDirs.sft, "checkpoints", "final")).model;
     log.info(`${stageDirs.sft}: SFT already finished; continuing from its final checkpoint`);
   } else {
-    if (o.resume) checkResumeConfig(stageDirs.sft, cfg);
+    if (o.resume) checkResumeConfig(stageDirs.sft, cfg, o.group);
     const res = stageResume(stageDirs.sft, Boolean(o.resume));
     model = res?.model ?? sourceModel(o.source, cfg, tok.vocabSize).model;
     const refragCfg = o.refrag ? { ...cfg, multiHopRate: Math.max(cfg.multiHopRate, 0.5) } : cfg;
@@ -173,7 +176,7 @@ export async function runTrain(o: TrainOptions): Promise<TrainResult> {
 
   // Stage 2: RL with retrieval in the loop.
   if (o.refrag && cfg.useRewards && cfg.rlSteps > 0) {
-    if (o.resume) checkResumeConfig(stageDirs.rl, cfg);
+    if (o.resume) checkResumeConfig(stageDirs.rl, cfg, o.group);
     const res = stageResume(stageDirs.rl, Boolean(o.resume));
     if (res) {
       model.free();
