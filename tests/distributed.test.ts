@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { loadCheckpoint, Model, readSafetensors } from "../src/engine/index.ts";
 import { assemble, shardRows } from "../src/train/batch.ts";
@@ -48,6 +49,15 @@ function maxParamDiff(a: string, b: string): number {
   return worst;
 }
 
+/** A port nothing listens on right now. */
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
+  const { port } = srv.address() as { port: number };
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
+
 /** Every file under a run folder, relative. */
 function files(root: string, sub = ""): string[] {
   return readdirSync(join(root, sub), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(root, join(sub, e.name)) : [join(sub, e.name)])).sort();
@@ -71,7 +81,7 @@ describe("rank logic", () => {
     const models = [Model.create(cfg, 1), Model.create(cfg, 1)];
     models.forEach((m, r) => m.step(Array.from({ length: 16 }, (_, i) => (i * (r + 3)) % 40), Array.from({ length: 16 }, (_, i) => (i * 7 + r) % 40), 2, 8));
     const g = models.map((m) => Float32Array.from(m.grads));
-    const port = 20000 + (process.pid % 20000);
+    const port = await freePort();
     const device = { kind: "cpu" as const, index: 0, count: 1, library: "" };
     const groups = await Promise.all([0, 1].map((rank) => ProcessGroup.join({ rank, world: 2, localRank: rank, nodeRank: 0, masterAddr: "127.0.0.1", masterPort: port }, device)));
     const sums = await Promise.all(groups.map((grp, r) => grp.allreduce(models[r]!, [r + 1, 10 * r])));
@@ -113,7 +123,7 @@ describe("nanorag train --nproc-per-node (CPU workers over loopback)", () => {
 
   test("two nodes (each with its own launcher) meet at --master-addr/--master-port", async () => {
     const out = join(dir, "nodes");
-    const port = String(20000 + ((process.pid + 7) % 20000));
+    const port = String(await freePort());
     const node = (rank: number) =>
       Bun.spawn([BUN, join(ROOT, "src/cli/main.ts"), ...train, "--steps", "4", "--save-every", "2", "--seed", "2", "--device-batch", "2", "--threads", "1", "--nnodes", "2", "--node-rank", String(rank), "--master-addr", "127.0.0.1", "--master-port", port, "--out", out], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
     const procs = [node(1), node(0)]; // node 1 first: it waits for rank 0 to listen
@@ -140,8 +150,8 @@ describe("nanorag train --nproc-per-node (CPU workers over loopback)", () => {
     if (existsSync(latest)) expect(() => loadCheckpoint(latest).model.free()).not.toThrow();
   }, 60_000);
 
-  test("a node whose rank 0 never shows up gives up after the rendezvous timeout, naming the address", () => {
-    const port = String(20000 + ((process.pid + 13) % 20000)); // nothing listens there
+  test("a node whose rank 0 never shows up gives up after the rendezvous timeout, naming the address", async () => {
+    const port = String(await freePort());
     const r = cli([...train, "--nnodes", "2", "--node-rank", "1", "--master-addr", "127.0.0.1", "--master-port", port, "--out", join(dir, "alone")], { env: { NANORAG_RENDEZVOUS_TIMEOUT_MS: "1500" } });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`rank 1 (node 1) exited with code 2: cannot reach rank 0 at 127.0.0.1:${port}`);
