@@ -5,7 +5,7 @@
  * dQ, one walks queries for dK/dV, summing the heads of a GQA group; no atomics).
  * Layout: TPQ threads share one query (or key) row; thread `sub` owns dims sub, sub+TPQ, ... (at most
  * 16), so the threads of a row read consecutive shared-memory words. Key j is visible to query i iff
- * j <= pos0 + i. */
+ * j <= pos0 + i. Training in bf16 uses the tensor-core path of attention_gemm.cu instead. */
 #include "common.cuh"
 
 #define AT_THREADS 128
@@ -290,7 +290,8 @@ void attn_block_forward(nr_model *m, Lay *l, float *x, int B, int T, nr_state *s
     at.Tk = pos0 + T;
     at.pos0 = pos0;
   }
-  attention_forward(&at);
+  if (!s && m->train && m->attn_gemm) attention_gemm_forward(m, l, B, T);
+  else attention_forward(&at);
   lin_fwd(m, x, C, l->att, H * hd, m->p + l->h.wo, BT, C, H * hd, 1.0f);
   if (l->h.has_mlp) mlp_forward(m, l, x, BT);
 }
@@ -303,7 +304,12 @@ void attn_block_backward(nr_model *m, Lay *l, int B, int T) {
   float *datt = m->db1, *dqkv = m->db2;
   lin_dx(m, datt, H * hd, m->dx, C, m->p + l->h.wo, BT, C, H * hd, 0.0f);
   AttnArgs at = self_args(m, l, B, T);
-  attention_backward(&at, datt, m->red, dqkv, dqkv + H * hd, dqkv + (H + Hkv) * hd);
+  if (m->attn_gemm) {
+    attn_dsum_k<<<cdiv((long)B * H * T * 32, 256), 256, 0, g_stream>>>(m->red, at, datt);
+    attention_gemm_backward(m, l, B, T, datt, m->red, dqkv);
+  } else {
+    attention_backward(&at, datt, m->red, dqkv, dqkv + H * hd, dqkv + (H + Hkv) * hd);
+  }
   rope_qknorm_backward(m, l, dqkv, BT, T);
   lin_dw(m, m->g + l->h.wqkv, dqkv, qd, l->xn1, C, BT, qd, C);
   lin_dx(m, m->dxn, C, dqkv, qd, m->p + l->h.wqkv, BT, qd, C, 0.0f);

@@ -29,6 +29,7 @@ struct nr_model {
   bf16 *pb;               /* bf16 copy of the params, what the GEMMs read (refreshed after every update) */
   float *rope_cos, *rope_sin;
   int recompute, fp32;    /* fp32: GEMMs in fp32 (NANORAG_CUDA_FP32=1, for exact parity checks) */
+  int attn_gemm;          /* training attention through cuBLAS (bf16 only; NANORAG_CUDA_ATTN=flash turns it off) */
   size_t fixed_bytes;     /* params, grads, moments, bf16 copy, RoPE, Muon workspace */
   float *mw;              /* Muon workspace */
   double *dnorm, *hnorm;  /* gradient-norm partials (device, host), one per 65536 parameters */
@@ -45,6 +46,8 @@ struct nr_model {
   int32_t *h_emb;               /* host scratch for that grouping: V counts + 3 BT + 1 */
   float *w, *mask;
   bf16 *bfa, *bfb;
+  float *att_s;           /* attention through cuBLAS: Hkv x T x T scores (fp32) and probabilities (bf16) */
+  bf16 *att_p;
 };
 
 struct nr_state {
@@ -74,6 +77,10 @@ void lin_dx(nr_model *m, float *dinp, int lddi, const float *dout, int lddo, con
             float beta);
 void lin_dw(nr_model *m, float *dW, const float *dout, int lddo, const float *inp, int ldi, int M, int N, int K);
 void params_to_bf16(nr_model *m);
+/* count row-major products C_i = op(A_i) op(B_i) with bf16 operands, fp32 C, element strides between items */
+void mm_strided(int ta, int tb, int M, int N, int K, const bf16 *A, int lda, long long sA, const bf16 *B, int ldb,
+                long long sB, float *C, int ldc, long long sC, float beta, int count);
+void to_bf16(bf16 *dst, const float *src, size_t n);
 
 /* ---- reduce helpers (kernels in reduce.cu) ---- */
 __device__ __forceinline__ float warp_sum(float v) {
@@ -127,6 +134,8 @@ void rmsnorm_backward(float *dx, const float *dy, const float *y, const float *r
 void rope_qknorm_forward(nr_model *m, Lay *l, int BT, int T, int pos0);
 void rope_qknorm_backward(nr_model *m, Lay *l, float *dqkv, int BT, int T);
 void attn_block_forward(nr_model *m, Lay *l, float *x, int B, int T, nr_state *s, int layer);
+void attention_gemm_forward(nr_model *m, Lay *l, int B, int T);
+void attention_gemm_backward(nr_model *m, Lay *l, int B, int T, const float *datt, const float *D, float *dqkv);
 void attn_block_backward(nr_model *m, Lay *l, int B, int T);
 void mlp_forward(nr_model *m, Lay *l, float *x, int BT);
 void mlp_backward(nr_model *m, Lay *l, int BT);
@@ -169,5 +178,9 @@ void model_backward(nr_model *m, const int32_t *host_tok, int B, int T);
 typedef int (*gemm_ex_fn)(void *h, int ta, int tb, int m, int n, int k, const void *alpha, const void *A, int Atype,
                           int lda, const void *B, int Btype, int ldb, const void *beta, void *C, int Ctype, int ldc,
                           int compute, int algo);
+typedef int (*gemm_sb_fn)(void *h, int ta, int tb, int m, int n, int k, const void *alpha, const void *A, int Atype,
+                          int lda, long long sA, const void *B, int Btype, int ldb, long long sB, const void *beta,
+                          void *C, int Ctype, int ldc, long long sC, int count, int compute, int algo);
 extern void *g_cublas;
 extern gemm_ex_fn g_gemm_ex;
+extern gemm_sb_fn g_gemm_sb;

@@ -8,6 +8,7 @@
 cudaStream_t g_stream;
 void *g_cublas;
 gemm_ex_fn g_gemm_ex;
+gemm_sb_fn g_gemm_sb;
 static int g_dev, g_ready, g_cublas_status;
 static char g_cublas_what[128];
 
@@ -47,7 +48,9 @@ int cu_init(void) {
   create_fn create = (create_fn)dlsym(lib, "cublasCreate_v2");
   set_stream_fn set_stream = (set_stream_fn)dlsym(lib, "cublasSetStream_v2");
   g_gemm_ex = (gemm_ex_fn)dlsym(lib, "cublasGemmEx");
-  if (!create || !set_stream || !g_gemm_ex) return nr_fail("cuBLAS library lacks cublasCreate_v2/cublasGemmEx");
+  g_gemm_sb = (gemm_sb_fn)dlsym(lib, "cublasGemmStridedBatchedEx");
+  if (!create || !set_stream || !g_gemm_ex || !g_gemm_sb)
+    return nr_fail("cuBLAS library lacks cublasCreate_v2 / cublasGemmEx / cublasGemmStridedBatchedEx");
   if (cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking) != cudaSuccess)
     return nr_fail("cannot create a CUDA stream on device %d", g_dev);
   int s = create(&g_cublas);

@@ -16,10 +16,9 @@ __global__ void f2bf(bf16 *dst, const float *src, size_t n) {
   if (i < n) dst[i] = __float2bfloat16(src[i]);
 }
 
-void params_to_bf16(nr_model *m) {
-  size_t n = m->c.nparams;
-  f2bf<<<cdiv((long)n, 256), 256, 0, g_stream>>>(m->pb, m->p, n);
-}
+void to_bf16(bf16 *dst, const float *src, size_t n) { f2bf<<<cdiv((long)n, 256), 256, 0, g_stream>>>(dst, src, n); }
+
+void params_to_bf16(nr_model *m) { to_bf16(m->pb, m->p, m->c.nparams); }
 
 /* a bf16 view of op-operand X (rows x cols stored, leading dim ld): the params' bf16 copy, or a converted copy */
 static const void *as_bf16(nr_model *m, const float *X, int rows, int cols, int *ld, bf16 *buf) {
@@ -66,4 +65,12 @@ void lin_dx(nr_model *m, float *dinp, int lddi, const float *dout, int lddo, con
 }
 void lin_dw(nr_model *m, float *dW, const float *dout, int lddo, const float *inp, int ldi, int M, int N, int K) {
   mm(m, 1, 0, N, K, M, dout, lddo, inp, ldi, dW, K, 1.0f, MM_AUTO);
+}
+
+void mm_strided(int ta, int tb, int M, int N, int K, const bf16 *A, int lda, long long sA, const bf16 *B, int ldb,
+                long long sB, float *C, int ldc, long long sC, float beta, int count) {
+  float one = 1.0f;
+  int st = g_gemm_sb(g_cublas, tb ? OP_T : OP_N, ta ? OP_T : OP_N, N, M, K, &one, B, R_16BF, ldb, sB, A, R_16BF, lda,
+                     sA, &beta, C, R_32F, ldc, sC, count, COMPUTE_32F, ALGO_DEFAULT);
+  cu_note_cublas(st, "cublasGemmStridedBatchedEx");
 }

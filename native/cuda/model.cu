@@ -44,8 +44,9 @@ extern "C" nr_model *nr_model_new(const int32_t *icfg, int n_icfg, const float *
     nr_model_free(m);
     return NULL;
   }
-  const char *fp = getenv("NANORAG_CUDA_FP32");
+  const char *fp = getenv("NANORAG_CUDA_FP32"), *at = getenv("NANORAG_CUDA_ATTN");
   m->fp32 = fp && *fp && *fp != '0';
+  m->attn_gemm = !m->fp32 && !(at && !strcmp(at, "flash"));
   size_t n = m->c.nparams, nch = (n + NORM_CHUNK - 1) / NORM_CHUNK, mw = 0;
   for (int i = 0; i < cpuhost_model_num_tensors(h); i++)
     if (cpuhost_model_tensor_group(h, i) == NR_GROUP_MATRIX) {
@@ -169,12 +170,22 @@ static size_t carve(nr_model *m, char *base, int B, int T, int train) {
   m->tok = (int32_t *)TAKE(BT); m->tgt = (int32_t *)TAKE(BT); m->emb_idx = (int32_t *)TAKE(3 * BT + 1);
   int CH = cls_rows(c->V);
   m->logits = TAKE((size_t)CH * V);
+  m->att_s = NULL;
+  m->att_p = NULL;
   m->hch = TAKE((size_t)B * nch * N * di); m->sdl = TAKE((size_t)B * nch * di);
   m->red_cap = MAXZ((size_t)B * c->H * T, (size_t)B * di * (N + 1));
   m->red = TAKE(m->red_cap);
   m->part_cap = MAXZ(MAXZ(BT * ((di + 31) / 32) * 2 * N, nseg * di * (c->K + 1)), nseg * MAXZ(di, C));
   m->part = TAKE(m->part_cap);
   m->xr = shared ? TAKE(BT * C) : NULL;
+  bool gemm_attn = train && m->attn_gemm; /* the tensor-core attention's buffers, when any layer is T */
+  for (int i = 0; i < c->L && gemm_attn; i++)
+    if (m->L[i].h.kind == 'T') {
+      size_t tt = (size_t)c->Hkv * T * T;
+      m->att_s = TAKE(tt);
+      m->att_p = (bf16 *)TAKE((tt + 1) / 2);
+      gemm_attn = false;
+    }
   if (train) {
     m->dx = TAKE(BT * C); m->dxn = TAKE(BT * C);
     m->db1 = TAKE(BT * MAXZ(MAXZ(F, c->H * hd), 2 * di));

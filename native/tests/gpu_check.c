@@ -1,8 +1,8 @@
 /* The one-shot GPU check (issue #8): loads the CPU and CUDA engines with dlopen (no Bun needed) and
  * prints one compact table. Phases (any subset, in this order; default: all but host):
  *   host    what the CUDA library says without a GPU: device count and why (the cuBLAS search)
- *   parity  per small config (T, M, hybrid, wide-head MT), in fp32-GEMM mode (NANORAG_CUDA_FP32) and in
- *           bf16: loss, every gradient tensor, eval log-probs, logits, embeddings, parameters after one
+ *   parity  per small config (T, M, hybrid, wide-head MT), in fp32-GEMM mode (NANORAG_CUDA_FP32), in bf16
+ *           (tensor-core attention) and in bf16 with the flash attention (NANORAG_CUDA_ATTN=flash): loss, every gradient tensor, eval log-probs, logits, embeddings, parameters after one
  *           AdamW+Muon step, decode == full forward on the GPU, greedy and seeded sampling
  *   train   200 steps of a small hybrid on a learnable stream: the loss must fall
  *   speed   training tokens/s and MFU at d12 and d20, T=2048, all-T / all-M / hybrid (40% T)
@@ -268,12 +268,16 @@ static const Cfg small_cfgs[] = {
 static void phase_parity(Lib *cpu, Lib *gpu) {
   const Tol f32 = {1e-4, 3e-3, 1e-4, 1e-4, 1e-4, 3e-3, 1e-4, 0.99};
   const Tol b16 = {2e-2, 6e-2, 2e-2, 3e-2, 3e-2, 1.5e-1, 3e-2, 0.8};
-  for (int mode = 0; mode < 2; mode++) {
+  /* fp32 GEMMs (flash attention), bf16 (tensor-core attention in training), bf16 with flash attention */
+  const char *names[] = {"fp32", "bf16", "bf16-flash"};
+  for (int mode = 0; mode < 3; mode++) {
     setenv("NANORAG_CUDA_FP32", mode ? "0" : "1", 1);
+    setenv("NANORAG_CUDA_ATTN", mode == 2 ? "flash" : "auto", 1);
     for (size_t i = 0; i < sizeof small_cfgs / sizeof *small_cfgs; i++)
-      parity_one(cpu, gpu, &small_cfgs[i], mode ? "bf16" : "fp32", mode ? &b16 : &f32);
+      parity_one(cpu, gpu, &small_cfgs[i], names[mode], mode ? &b16 : &f32);
   }
   setenv("NANORAG_CUDA_FP32", "0", 1);
+  setenv("NANORAG_CUDA_ATTN", "auto", 1);
 }
 
 /* ---- 200 training steps ---- */
