@@ -200,6 +200,13 @@ describe("--device", () => {
     expect(plain.stderr).toMatch(/--device cuda: (no libnanorag_cuda\.so \(searched .*native\/build\/libnanorag_cuda\.so|.*found no usable CUDA device)/);
   });
 
+  test("auto takes a library found at run time that reports a device (the CPU build stands in: it reports one)", () => {
+    const lib = join(ROOT, "native/build/libnanorag.so");
+    const r = cli(["pretrain", "--corpus", join(dir, "data/documents.jsonl"), "--tokenizer", join(dir, "tok.json"), "--config", "cpu_tiny", "--threads", "1", "--steps", "1", "--out", join(dir, "found")], { env: { NANORAG_CUDA_LIB: lib } });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`device: cuda:0 of 1 (${lib})`);
+  });
+
   test("auto falls back to the CPU and says why", () => {
     const r = cli(["pretrain", "--corpus", join(dir, "data/documents.jsonl"), "--tokenizer", join(dir, "tok.json"), "--config", "cpu_tiny", "--threads", "1", "--steps", "1", "--out", join(dir, "auto")], { env: NO_CUDA });
     expect(r.code).toBe(0);
