@@ -94,7 +94,7 @@ class Model(torch.nn.Module):
         for k, m in zip(self.pattern, self.blocks):
             x = self.attn(m, x) if k == "T" else checkpoint(self.mamba, m, x, use_reentrant=False)
         logits = 15 * torch.tanh((norm(x) @ self.lm_head.t()).float() / 15)
-        return F.cross_entropy(logits.view(-1, V), tgt.view(-1))
+        return F.cross_entropy(logits.view(-1, V), tgt.reshape(-1))
 
 
 def flops_per_token(C, pattern, T):  # src/engine/config.ts flopsPerToken, training
@@ -123,6 +123,8 @@ def bench(depth, kind, B=8, T=2048):
     nT = depth if kind == "all-T" else 0 if kind == "all-M" else (8 if depth == 20 else 5)
     pattern = "T" * nT + "M" * (depth - nT)
     while B >= 1:
+        model = opt = None
+        torch.cuda.reset_peak_memory_stats()
         try:
             model = Model(C, pattern)
             opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
@@ -143,7 +145,7 @@ def bench(depth, kind, B=8, T=2048):
             row(f"d{depth} {kind} B={B} T={T}", f"{tps:.0f} tokens/s, MFU {100 * mfu:.1f}%, peak mem {torch.cuda.max_memory_allocated() / 1e9:.1f} GB")
             return
         except torch.cuda.OutOfMemoryError:
-            del model
+            model = opt = None
             torch.cuda.empty_cache()
             B //= 2
     row(f"d{depth} {kind} T={T}", "out of memory at B=1")
