@@ -5,7 +5,8 @@
  * (`make -C native cuda`; .ci/run builds it before the tests). The GPU itself: native/gpu-check.sh.
  */
 import { describe, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const native = join(import.meta.dir, "..", "native");
@@ -53,5 +54,17 @@ describe.skipIf(!built)("CUDA library (built, no GPU needed)", () => {
     expect(r.why).toContain("libcublas.so.12 on the library path");
     expect(r.why).toContain("site-packages/nvidia/cu*/lib/libcublas.so.*");
     expect(r.modelError).toMatch(/^no CUDA device: /);
+  });
+
+  test.skipIf(!noGpu)("finds cuBLAS in a Python environment's site-packages (python3's sys.path)", () => {
+    // a stand-in library (libm) where the nvidia-cublas wheel puts libcublas: found, so no "not found"
+    const site = join(mkdtempSync(join(tmpdir(), "nr-site-")), "lib", "python3", "site-packages");
+    const dir = join(site, "nvidia", "cublas", "lib");
+    mkdirSync(dir, { recursive: true });
+    symlinkSync("/lib/x86_64-linux-gnu/libm.so.6", join(dir, "libcublas.so.12"));
+    const found = probe({ PYTHONPATH: site });
+    expect(found.why).toMatch(/^no CUDA device: /);
+    expect(found.why).not.toContain("cuBLAS not found");
+    expect(probe({}).why).toContain("the site-packages of python3's sys.path");
   });
 });

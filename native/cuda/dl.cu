@@ -80,7 +80,21 @@ static void *dl_find(const char *what, const char *env, const char *const *sonam
       if ((h = try_glob(buf, pydep))) return h;
       if (why) appendf(why, len, "%s; ", buf, "");
     }
-  return NULL;
+  /* last: the package directories of the python3 on PATH (virtual environments, other prefixes) */
+  FILE *p = popen("python3 -c 'import sys; print(\"\\n\".join(x for x in sys.path if x.endswith(\"-packages\")))' 2>/dev/null", "r");
+  char dir[768];
+  int any = 0;
+  while (p && !h && fgets(dir, sizeof dir, p)) {
+    dir[strcspn(dir, "\n")] = 0;
+    for (int j = 0; pyrel[j] && dir[0]; j++) {
+      snprintf(buf, sizeof buf, "%s/%s", dir, pyrel[j]);
+      if ((h = try_glob(buf, pydep))) break;
+    }
+    any = 1;
+  }
+  if (p) pclose(p);
+  if (why && !h) appendf(why, len, "%s", any ? "the site-packages of python3's sys.path" : "python3's sys.path (no python3)", "");
+  return h;
 }
 
 /* nvidia/cu*: the CUDA 12 wheels' nvidia/cublas/lib and the CUDA 13 wheels' nvidia/cu13/lib */
