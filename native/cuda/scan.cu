@@ -37,7 +37,7 @@ __global__ void __launch_bounds__(SC_THREADS) scan_chunk_k(ScanArgs s, int nch, 
   long hb = ((long)b * nch + c) * N * d + dd;
 #pragma unroll
   for (int n = 0; n < NM; n++) {
-    A[n] = n < N ? -__expf(s.Alog[(long)dd * N + n]) : 0.0f;
+    A[n] = n < N ? -expf(s.Alog[(long)dd * N + n]) : 0.0f;
     h[n] = n < N && write_y ? s.hch[hb + (long)n * d] : 0.0f;
   }
   float Dv = s.Dskip[dd], sd = 0.0f;
@@ -66,7 +66,7 @@ __global__ void scan_combine_k(ScanArgs s, int nch) {
   int N = s.N, d = s.d;
   if (i >= (long)s.B * N * d) return;
   int dd = i % d, n = (i / d) % N, b = i / ((long)d * N);
-  float A = -__expf(s.Alog[(long)dd * N + n]);
+  float A = -expf(s.Alog[(long)dd * N + n]);
   float H = s.h0 ? s.h0[((long)b * d + dd) * N + n] : 0.0f;
   for (int c = 0; c < nch; c++) {
     long k = (((long)b * nch + c) * N + n) * d + dd;
@@ -111,7 +111,7 @@ __global__ void __launch_bounds__(SC_THREADS) scan_bwd_k(ScanArgs s, ScanGrads g
   float A[NM], lam[NM], anext[NM], dA[NM], h0c[NM], hs[CL][NM];
 #pragma unroll
   for (int n = 0; n < NM; n++) {
-    A[n] = ok && n < N ? -__expf(s.Alog[(long)dd * N + n]) : 0.0f;
+    A[n] = ok && n < N ? -expf(s.Alog[(long)dd * N + n]) : 0.0f;
     lam[n] = anext[n] = dA[n] = 0.0f;
   }
   float Dv = ok ? s.Dskip[dd] : 0.0f, dD = 0.0f;
