@@ -31,8 +31,7 @@ export async function chatCompletions(req: Request, body: Record<string, unknown
   if (!r.stream) {
     try {
       await ticket.ready;
-      const a = await run();
-      return json(completion(ids, a.answer, a.promptTokens));
+      return json(completion(ids, await run()));
     } finally {
       ticket.release();
     }
@@ -65,8 +64,8 @@ async function streamAnswer(r: ChatRequest, ticket: Ticket, run: Run, ids: Compl
       // Sources as soon as they are known, so a page can show them while the answer streams.
       (sources) => send(sseData(deltaChunk(ids, {}, { sources }))),
     );
-    send(sseData(finalChunk(ids, a.answer)));
-    if (r.includeUsage) send(sseData(usageChunk(ids, a.answer, a.promptTokens)));
+    send(sseData(finalChunk(ids, a)));
+    if (r.includeUsage) send(sseData(usageChunk(ids, a)));
     send(SSE_DONE);
   } catch (e) {
     // The status line (200) is already sent: the error goes into the stream, as OpenAI does.

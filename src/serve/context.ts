@@ -40,7 +40,7 @@ export interface ServeContext extends ServeSettings {
   stats: Stats;
   /** unix seconds */
   startedAt: number;
-  answer(r: ChatRequest, hooks: Pick<AskOptions, "onToken" | "onSources" | "signal">): Promise<{ answer: Answer; promptTokens: number }>;
+  answer(r: ChatRequest, hooks: Pick<AskOptions, "onToken" | "onSources" | "signal">): Promise<Answer>;
   embed(texts: string[]): Promise<Embeddings>;
   search(r: RetrieveRequest): Promise<{ retriever: string; hits: Hit[] }>;
 }
@@ -78,7 +78,7 @@ export function serveContext(answerer: Answerer, s: ServeSettings): ServeContext
           ...hooks,
         });
         stats.tokens += a.timings.tokens;
-        return { answer: a, promptTokens: a.timings.prompt_tokens };
+        return a;
       } catch (e) {
         if ((e as Error)?.name === "AbortError") stats.aborted++;
         throw e;

@@ -15,8 +15,9 @@ export function completionIds(model: string): CompletionIds {
   return { id: `chatcmpl-${crypto.randomUUID().replaceAll("-", "")}`, created: Math.floor(Date.now() / 1000), model };
 }
 
-export function usage(promptTokens: number, a: Answer) {
-  return { prompt_tokens: promptTokens, completion_tokens: a.timings.tokens, total_tokens: promptTokens + a.timings.tokens };
+export function usage(a: Answer) {
+  const { prompt_tokens, tokens } = a.timings;
+  return { prompt_tokens, completion_tokens: tokens, total_tokens: prompt_tokens + tokens };
 }
 
 const finishReason = (a: Answer) => (a.finished ? "stop" : "length");
@@ -26,12 +27,12 @@ function extras(a: Answer) {
 }
 
 /** The non-streaming response. */
-export function completion(ids: CompletionIds, a: Answer, promptTokens: number) {
+export function completion(ids: CompletionIds, a: Answer) {
   return {
     ...ids,
     object: "chat.completion",
     choices: [{ index: 0, message: { role: "assistant", content: a.answer }, finish_reason: finishReason(a) }],
-    usage: usage(promptTokens, a),
+    usage: usage(a),
     ...extras(a),
   };
 }
@@ -51,8 +52,8 @@ export function finalChunk(ids: CompletionIds, a: Answer) {
 }
 
 /** Sent when `stream_options.include_usage` is set, as OpenAI does: no choices, only usage. */
-export function usageChunk(ids: CompletionIds, a: Answer, promptTokens: number) {
-  return { ...ids, object: "chat.completion.chunk", choices: [], usage: usage(promptTokens, a) };
+export function usageChunk(ids: CompletionIds, a: Answer) {
+  return { ...ids, object: "chat.completion.chunk", choices: [], usage: usage(a) };
 }
 
 export const SSE_DONE = "data: [DONE]\n\n";
