@@ -8,7 +8,8 @@ import { Tokenizer } from "../src/tokenizer/bpe.ts";
 import { trainBpe } from "../src/tokenizer/train.ts";
 import { assemble, nextMicroBatch } from "../src/train/batch.ts";
 import { buildConfig, checkPartial, configOverrides, DEFAULTS, loadNamed, NAMED } from "../src/train/config.ts";
-import { docText, RagSource, trainingDocuments } from "../src/train/data.ts";
+import { prng } from "../src/data/random.ts";
+import { docText, freshNames, RagSource, TextSource, trainingDocuments } from "../src/train/data.ts";
 import { docsBlockIds } from "../src/train/generate.ts";
 import { resetInterrupt } from "../src/train/loop.ts";
 import { lrMultiplier } from "../src/train/schedule.ts";
@@ -229,5 +230,60 @@ describe("training examples stay answerable and copyable", () => {
       }
     }
     expect(copied).toBeGreaterThan(10);
+  });
+});
+
+describe("counterfactual multi-hop trajectories", () => {
+  test("the subject, the bridge entity and the answer get fresh names everywhere; the query names what the document before it says", async () => {
+    const src = new RagSource(tok, world.questions.train, docs, null, async () => [], null, { seqLen: 512, qaPerContext: 4, topK: 2, distractors: 0, abstainRate: 0, readTwice: true, multiHopRate: 1, seed: 0, augment: 1 });
+    let checked = 0;
+    for (let p = 0; p < 30; p++) {
+      const conv = (await src.conversation(p, "full"))!;
+      const q = src.bridges.find((b) => b.question === (conv.messages[0] as { content: string }).content);
+      expect(q).toBeUndefined(); // the subject was renamed in the question
+      const a = conv.messages.find((m) => m.role === "assistant")!;
+      if (typeof a.content === "string") continue;
+      const parts = a.content;
+      const text = parts.at(-1) as { type: "text"; text: string };
+      const answer = text.text.replace(/ (\[\d+\])+\.$/, "");
+      const lastDocs = parts.filter((x) => x.type === "docs").at(-1) as { docs: { title: string; text: string }[] } | undefined;
+      if (!lastDocs || answer.startsWith("The documents")) continue;
+      expect(lastDocs.docs.some((d) => d.text.includes(answer))).toBe(true);
+      const query = parts.filter((x) => x.type === "query").at(-1) as { text: string } | undefined;
+      const bridgeTitle = lastDocs.docs.find((d) => d.text.includes(answer))!.title;
+      if (query) expect(query.text).toContain(bridgeTitle);
+      expect([...docs.values()].some((o) => o.title === bridgeTitle)).toBe(false);
+      const before = [...(conv.messages[1] as { docs: { text: string }[] }).docs, ...parts.filter((x) => x.type === "docs").slice(0, -1).flatMap((x) => (x as { docs: { text: string }[] }).docs)];
+      if (query) expect(before.some((d) => d.text.includes(bridgeTitle))).toBe(true);
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(10);
+  });
+});
+
+describe("copy pretraining", () => {
+  test("each example is a text with fresh names and numbers, then the same tokens again; common words stay", () => {
+    const texts = trainingDocuments(world.documents).map(docText);
+    const src = new TextSource(tok, texts, 0, true);
+    const nl = tok.encode("\n\n");
+    const seen = new Set<string>();
+    for (let p = 0; p < 10; p++) {
+      const e = src.get(p);
+      const ids = Array.from(e.ids).slice(1);
+      const half = (ids.length - nl.length) / 2;
+      expect(ids.slice(0, half)).toEqual(ids.slice(half + nl.length));
+      const text = tok.decode(ids.slice(0, half));
+      seen.add(text);
+      expect(texts).not.toContain(text);
+      expect(/\b(is a|The|was)\b/.test(text)).toBe(true);
+      expect(e.weights[0]).toBe(0);
+    }
+    // a text drawn again gets other names
+    expect(tok.decode(Array.from(src.get(0).ids))).not.toBe(tok.decode(Array.from(src.get(texts.length).ids)));
+    const w = freshNames("Kalo Mira was born in Kalo in 1950.", new Set(), prng(1, 2)).split(" ");
+    expect(w[0]).not.toBe("Kalo");
+    expect(`${w[5]}`).toBe(w[0]!); // the same word gets the same fresh name
+    expect(w[7]).toMatch(/^\d{4}\.$/);
+    expect(w[7]).not.toBe("1950.");
   });
 });

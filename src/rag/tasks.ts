@@ -217,7 +217,17 @@ export class MultiHopTask implements Task {
   constructor(
     readonly questions: QuestionRow[],
     readonly search: SearchFn,
-    readonly opts: { retriever: string; topK: number; cache?: RetrievalCache; docs?: ReadonlyMap<string, RagDoc>; seed?: number; system?: string | null; name?: string },
+    readonly opts: {
+      retriever: string;
+      topK: number;
+      cache?: RetrievalCache;
+      docs?: ReadonlyMap<string, RagDoc>;
+      seed?: number;
+      system?: string | null;
+      name?: string;
+      /** rewrites a finished trajectory (e.g. counterfactual names), with the example's own random stream */
+      augment?: (conv: Conversation, q: QuestionRow, rand: () => number) => Conversation;
+    },
   ) {
     this.name = opts.name ?? `multihop:${opts.retriever}`;
     this.cache = opts.cache ?? new RetrievalCache();
@@ -250,7 +260,7 @@ export class MultiHopTask implements Task {
     if (sys) messages.push({ role: "system", content: sys });
     const content = parts.length === 1 && parts[0]!.type === "text" ? parts[0]!.text : parts;
     messages.push({ role: "user", content: q.question }, { role: "docs", docs: first }, { role: "assistant", content });
-    return { messages };
+    return this.opts.augment ? this.opts.augment({ messages }, q, rand) : { messages };
   }
 }
 
