@@ -5,7 +5,8 @@
  *   bun bench/parallel.bench.ts [--steps 40] [--threads 2] [--json]
  *
  * Tokens/s are the loop's (rank 0's metrics.jsonl: tokens over the loop's elapsed time), so start-up
- * and tokenizer training are left out. The last column checks that both runs trained the same model.
+ * and tokenizer training are left out. The all-reduce column is rank 0's time in it per step, waiting
+ * for the other rank included. The last column checks that both runs trained the same model.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -44,14 +45,16 @@ for (const r of runs) {
   tokenizer ||= join(out, "tokenizer.json");
   const m = readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
   const tokens = m.reduce((a, x) => a + x.tokens, 0);
-  rows.push({ run: r.name, processes: r.procs, threads: r.threadsEach, rows: r.batch * r.procs, seconds: m.at(-1).time, tok_s: Math.round(tokens / m.at(-1).time), final_loss: m.at(-1).loss });
+  // rank 0's time in the all-reduce per step (median), waiting for the other rank included
+  const sync = m.filter((x) => typeof x.sync_ms === "number").map((x) => x.sync_ms as number).sort((a, b) => a - b);
+  rows.push({ run: r.name, processes: r.procs, threads: r.threadsEach, rows: r.batch * r.procs, seconds: m.at(-1).time, tok_s: Math.round(tokens / m.at(-1).time), sync_ms: sync.length ? sync[sync.length >> 1] : null, final_loss: m.at(-1).loss });
 }
 const ref = rows[0]!.tok_s as number;
 const load = loadavg()[0]!.toFixed(1);
 if (argv.includes("--json")) process.stdout.write(`${JSON.stringify({ steps: STEPS, load, rows }, null, 1)}\n`);
 else {
   process.stdout.write(`cpu_small (TMT, d_model 128, rows of 256), ${STEPS} pretraining steps; load average ${load}\n\n`);
-  process.stdout.write("| run | processes x threads | rows per step | loop s | tokens/s | vs one process | final loss |\n|---|---|---|---|---|---|---|\n");
-  for (const r of rows) process.stdout.write(`| ${r.run} | ${r.processes} x ${r.threads} | ${r.rows} | ${r.seconds} | ${r.tok_s} | ${((r.tok_s as number) / ref).toFixed(2)} | ${r.final_loss} |\n`);
+  process.stdout.write("| run | processes x threads | rows per step | loop s | tokens/s | vs one process | all-reduce ms/step (median) | final loss |\n|---|---|---|---|---|---|---|---|\n");
+  for (const r of rows) process.stdout.write(`| ${r.run} | ${r.processes} x ${r.threads} | ${r.rows} | ${r.seconds} | ${r.tok_s} | ${((r.tok_s as number) / ref).toFixed(2)} | ${r.sync_ms ?? "-"} | ${r.final_loss} |\n`);
 }
 rmSync(tmp, { recursive: true, force: true });

@@ -191,9 +191,13 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
       weightSum += r.weightSum;
       toks += m.B * m.T;
     }
+    // time in the all-reduce, waiting for the slowest rank included (multi-process runs only)
+    let syncMs: number | null = null;
     if (group) {
+      const t0 = performance.now();
       const [l, w, t, stop] = await group.allreduce(model, [lossSum, weightSum, toks, interruptFlag ? 1 : 0]);
       [lossSum, weightSum, toks, stopAgreed] = [l!, w!, t!, stop! > 0];
+      syncMs = performance.now() - t0;
     }
     const lr = mult * frac;
     const gradNorm = model.optimStep({
@@ -218,6 +222,7 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
     const elapsed = (performance.now() - t0) / 1000;
     const tokS = tokensRun / elapsed;
     const row: Row = { stage: o.stage, step: st.step, gstep: st.gstep0 + st.step, loss: Number(loss.toFixed(5)), lr: Number(mult.toFixed(5)), grad_norm: Number(gradNorm.toFixed(4)), tokens: toks, tok_s: Math.round(toks / dt), time: Number(elapsed.toFixed(2)) };
+    if (syncMs !== null) row.sync_ms = Number(syncMs.toFixed(1));
     if (batch.metrics) for (const [k, v] of Object.entries(batch.metrics)) row[k] = Number(v.toFixed(5));
     const isEval = lead && o.evaluate && (st.step % cfg.evalEvery === 0 || st.step === o.steps);
     if (isEval) Object.assign(row, await doEval());
