@@ -65,7 +65,8 @@ describe("nanorag serve", () => {
   });
 
   test("per-request retriever, top_k and filter; OpenAI content parts", async () => {
-    const body = { messages: [{ role: "system", content: "be brief" }, { role: "user", content: [{ type: "text", text: QUESTION }] }], max_tokens: 4, top_k: 3, retriever: "simple" };
+    const messages = [{ role: "system", content: "be brief" }, { role: "user", content: "hello" }, { role: "assistant", content: null }, { role: "user", content: [{ type: "text", text: QUESTION }] }];
+    const body = { messages, max_tokens: 4, top_k: 3, retriever: "simple" };
     const c = await (await post(`${s.url}/v1/chat/completions`, JSON.stringify(body))).json();
     expect(c.sources.length).toBe(3); // the request's top_k over the server's --top-k 2
     const none = await (await post(`${s.url}/v1/chat/completions`, JSON.stringify({ ...body, filter: { source: "no-such-source" } }))).json();

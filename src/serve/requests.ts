@@ -100,6 +100,8 @@ export function chatRequest(body: Record<string, unknown>, limits: Limits): Chat
     if (typeof m !== "object" || m === null) throw bad(`messages[${i}]`, "must be an object");
     const role = (m as Record<string, unknown>).role;
     if (!["system", "developer", "user", "assistant"].includes(role as string)) throw bad(`messages[${i}].role`, `must be "system", "user" or "assistant", got ${JSON.stringify(role)}`);
+    // OpenAI lets earlier assistant turns carry no content (tool calls); only the question must have text.
+    if (role !== "user" && (m as Record<string, unknown>).content == null) return;
     const text = messageText(m as Record<string, unknown>, i);
     if (role === "user") question = text;
   });
