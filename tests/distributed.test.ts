@@ -158,10 +158,20 @@ describe("nanorag train --nproc-per-node (CPU workers over loopback)", () => {
     expect(existsSync(join(dir, "alone"))).toBe(false);
   }, 30_000);
 
-  test("bad input in the workers: the launcher exits 2 with the rank and its error", () => {
+  test("bad input: a worker's makes the launcher exit 2 with the rank and its error; bad job flags stop before any worker starts", () => {
     const r = cli([...train.map((a) => (a.endsWith("/data") ? join(dir, "missing") : a)), "--nproc-per-node", "2", "--threads", "2", "--out", join(dir, "bad")]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/rank [01] \(node 0\) exited with code 2: .*missing/);
+    for (const [flags, error] of [
+      [["--nproc-per-node", "0"], "--nproc-per-node must be an integer >= 1"],
+      [["--nnodes", "2"], "--nnodes > 1 needs --master-addr"],
+      [["--nnodes", "2", "--node-rank", "2", "--master-addr", "127.0.0.1"], "--node-rank 2 must be below --nnodes 2"],
+      [["--nproc-per-node", "2", "--device", "gpu"], 'Invalid value "gpu" for --device'],
+    ] as const) {
+      const bad = cli([...train, ...flags, "--out", join(dir, "bad")]);
+      expect({ code: bad.code, error: bad.stderr.includes(error) }).toEqual({ code: 2, error: true });
+      expect(bad.stderr).not.toContain("launching");
+    }
   }, 30_000);
 
   test("Ctrl-C stops every rank after the same step; rank 0 saves and --resume (with as many processes) finishes", async () => {
