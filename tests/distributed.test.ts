@@ -217,6 +217,15 @@ describe("--device", () => {
     expect(r.stderr).toContain(`device: cuda:0 of 1 (${lib})`);
   });
 
+  test("ranks that ended up on different devices are refused at the rendezvous", async () => {
+    const port = String(await freePort());
+    const node = (rank: number, env: Record<string, string>) =>
+      Bun.spawn([BUN, join(ROOT, "src/cli/main.ts"), ...train.filter((a) => a !== "--device" && a !== "cpu"), "--device", "auto", "--steps", "1", "--nnodes", "2", "--node-rank", String(rank), "--master-addr", "127.0.0.1", "--master-port", port, "--out", join(dir, "mixed")], { cwd: ROOT, env: { ...process.env, ...env }, stdout: "ignore", stderr: "pipe" });
+    const procs = [node(0, { NANORAG_CUDA_LIB: join(ROOT, "native/build/libnanorag.so") }), node(1, NO_CUDA)];
+    expect(await Promise.all(procs.map((p) => p.exited))).toEqual([2, 2]);
+    expect(await new Response(procs[1]!.stderr).text()).toContain("rank 1 (node 1) runs on the cpu, rank 0 on the cuda; give every node the same --device");
+  }, 30_000);
+
   test("auto falls back to the CPU and says why", () => {
     const r = cli(["pretrain", "--corpus", join(dir, "data/documents.jsonl"), "--tokenizer", join(dir, "tok.json"), "--config", "cpu_tiny", "--threads", "1", "--steps", "1", "--out", join(dir, "auto")], { env: NO_CUDA });
     expect(r.code).toBe(0);

@@ -25,6 +25,7 @@ interface Hello {
   rank: number;
   world: number;
   node: number;
+  device: string;
 }
 type Welcome = { ok: true; ncclId?: string } | { ok: false; error: string };
 
@@ -57,13 +58,13 @@ export class ProcessGroup {
     const where = `${id.masterAddr}:${id.masterPort}`;
     if (id.rank !== 0) {
       const ch = await dial(id.masterAddr, id.masterPort, deadline, "rank 0");
-      ch.sendJson({ rank: id.rank, world: id.world, node: id.nodeRank } satisfies Hello);
+      ch.sendJson({ rank: id.rank, world: id.world, node: id.nodeRank, device: device.kind } satisfies Hello);
       const w = await Promise.race([ch.recvJson<Welcome>(), expire(deadline, `rendezvous: rank 0 at ${where} did not answer within ${RENDEZVOUS_MS / 1000}s (is --master-port that of this job?)`)]);
       if (!w.ok) throw new UserError(`rendezvous at ${where}: ${w.error}`);
       if (device.kind === "cuda") ncclInit(Buffer.from(w.ncclId ?? "", "base64"), id);
       return new ProcessGroup(id, device, [ch], null);
     }
-    const { server, peers } = await gather(id, deadline);
+    const { server, peers } = await gather(id, device, deadline);
     let ncclId: Buffer | undefined;
     if (device.kind === "cuda") {
       ncclId = Buffer.alloc(128);
@@ -134,7 +135,7 @@ function ncclInit(id: Buffer, me: Identity): void {
 }
 
 /** Rank 0: listens until every other rank has said hello, checking that they agree on the world. */
-async function gather(id: Identity, deadline: number): Promise<{ server: Server; peers: Channel[] }> {
+async function gather(id: Identity, device: Device, deadline: number): Promise<{ server: Server; peers: Channel[] }> {
   const peers: Channel[] = new Array(id.world);
   let joined = 0;
   let settle: (e?: Error) => void = () => {};
@@ -148,6 +149,7 @@ async function gather(id: Identity, deadline: number): Promise<{ server: Server;
     ch.recvJson<Hello>().then((h) => {
       ch.peer = `rank ${h.rank} (node ${h.node})`;
       if (h.world !== id.world) return refuse(ch, `rank ${h.rank} (node ${h.node}) expects a world of ${h.world} ranks, rank 0 one of ${id.world}; give every node the same --nnodes and --nproc-per-node`);
+      if (h.device !== device.kind) return refuse(ch, `rank ${h.rank} (node ${h.node}) runs on the ${h.device}, rank 0 on the ${device.kind}; give every node the same --device (auto falls back to the CPU where no GPU answers)`);
       if (!Number.isInteger(h.rank) || h.rank < 1 || h.rank >= id.world || peers[h.rank]) return refuse(ch, `two processes claim rank ${h.rank} (check --node-rank on each node)`);
       peers[h.rank] = ch;
       if (++joined === id.world - 1) settle();
