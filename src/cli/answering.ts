@@ -12,7 +12,7 @@ export const modelArgs = {
   kb: { type: "string", description: "Knowledge-base file (SQLite)", required: true, valueHint: "FILE" },
   tokenizer: { type: "string", description: "Tokenizer file (default: the one the checkpoint names)", valueHint: "FILE" },
   plugins: { type: "string", description: "Extra folder of retriever plugins", valueHint: "DIR" },
-  threads: { type: "string", description: "Engine threads (default: all cores)", valueHint: "N" },
+  threads: { type: "string", description: "Engine threads (default 1)", valueHint: "N" },
 } as const;
 
 export const retrievalArgs = {
