@@ -92,3 +92,12 @@ extern "C" const char *nr_engine_info(void) {
            p.multiProcessorCount, fp && *fp && *fp != '0' ? "fp32" : "bf16");
   return buf;
 }
+
+/* Test hook for the GPU check (not in nanorag.h): device memory in use and in total, in bytes. */
+extern "C" int nrcuda_mem_used(int64_t out[2]) {
+  size_t fr = 0, tot = 0;
+  if (cu_init() || cudaMemGetInfo(&fr, &tot) != cudaSuccess) return nr_fail("cudaMemGetInfo failed");
+  out[0] = (int64_t)(tot - fr);
+  out[1] = (int64_t)tot;
+  return 0;
+}

@@ -7,9 +7,13 @@
 
 #define NORM_CHUNK 65536
 
-static cudaError_t dalloc(nr_model *m, void **p, size_t bytes) {
-  m->fixed_bytes += bytes;
-  return cudaMalloc(p, bytes);
+/* the fixed device buffers, in the order wrap_host sizes them */
+enum { FX_P, FX_G, FX_M, FX_V, FX_PB, FX_MW, FX_NORM, FX_COS, FX_SIN, FX_N };
+
+static void free_host_side(nr_model *m) {
+  free(m->hnorm); free(m->h_emb); free(m->h_loss); free(m->L);
+  cpuhost_model_free(m->host);
+  free(m);
 }
 
 extern "C" void nr_model_free(nr_model *m) {
@@ -17,16 +21,12 @@ extern "C" void nr_model_free(nr_model *m) {
   cudaStreamSynchronize(g_stream);
   cudaFree(m->p); cudaFree(m->g); cudaFree(m->om); cudaFree(m->ov); cudaFree(m->pb);
   cudaFree(m->rope_cos); cudaFree(m->rope_sin); cudaFree(m->mw); cudaFree(m->dnorm); cudaFree(m->arena);
-  free(m->hnorm); free(m->h_emb); free(m->h_loss); free(m->L);
-  cpuhost_model_free(m->host);
-  free(m);
+  free_host_side(m);
 }
 
-extern "C" nr_model *nr_model_new(const int32_t *icfg, int n_icfg, const float *fcfg, int n_fcfg, const char *pattern,
-                                  uint32_t seed) {
-  if (cu_init()) return NULL;
-  cpu_model *h = cpuhost_model_new(icfg, n_icfg, fcfg, n_fcfg, pattern, seed);
-  if (!h) return NULL;
+/* The device model around a host model: layout, options, and the byte sizes of the fixed device
+ * buffers (fx). No CUDA call, so the GPU check can plan memory on a machine without a GPU. */
+static nr_model *wrap_host(cpu_model *h, size_t fx[FX_N]) {
   nr_model *m = (nr_model *)calloc(1, sizeof *m);
   m->host = h;
   cpuhost_layout(h, &m->c, NULL);
@@ -41,13 +41,13 @@ extern "C" nr_model *nr_model_new(const int32_t *icfg, int n_icfg, const float *
   free(hl);
   if (hasT && m->c.hd > 256) {
     nr_fail("config: the CUDA build supports head_dim <= 256, got %d", m->c.hd);
-    nr_model_free(m);
+    free_host_side(m);
     return NULL;
   }
   const char *fp = getenv("NANORAG_CUDA_FP32"), *at = getenv("NANORAG_CUDA_ATTN");
   m->fp32 = fp && *fp && *fp != '0';
   m->attn_gemm = !m->fp32 && !(at && !strcmp(at, "flash"));
-  size_t n = m->c.nparams, nch = (n + NORM_CHUNK - 1) / NORM_CHUNK, mw = 0;
+  size_t n = m->c.nparams, mw = 0;
   for (int i = 0; i < cpuhost_model_num_tensors(h); i++)
     if (cpuhost_model_tensor_group(h, i) == NR_GROUP_MATRIX) {
       int rows = cpuhost_model_tensor_dim(h, i, 0), cols = cpuhost_model_tensor_dim(h, i, 1);
@@ -55,23 +55,36 @@ extern "C" nr_model *nr_model_new(const int32_t *icfg, int n_icfg, const float *
       size_t w = muon_workspace(rows, cols);
       mw = w > mw ? w : mw;
     }
-  size_t rope = hasT ? (size_t)m->c.seq_len * (m->c.hd / 2) : 0;
-  bool ok = dalloc(m, (void **)&m->p, n * 4) == cudaSuccess && dalloc(m, (void **)&m->g, n * 4) == cudaSuccess &&
-            dalloc(m, (void **)&m->om, n * 4) == cudaSuccess && dalloc(m, (void **)&m->ov, n * 4) == cudaSuccess &&
-            dalloc(m, (void **)&m->pb, n * 2) == cudaSuccess && dalloc(m, (void **)&m->mw, mw * 4 + 64) == cudaSuccess &&
-            dalloc(m, (void **)&m->dnorm, nch * 8) == cudaSuccess &&
-            (!rope || (dalloc(m, (void **)&m->rope_cos, rope * 4) == cudaSuccess &&
-                       dalloc(m, (void **)&m->rope_sin, rope * 4) == cudaSuccess));
-  m->hnorm = (double *)malloc(nch * 8);
+  size_t rope = hasT ? (size_t)m->c.seq_len * (m->c.hd / 2) * 4 : 0;
+  size_t sizes[FX_N] = {n * 4, n * 4, n * 4, n * 4, n * 2, mw * 4 + 64, (n + NORM_CHUNK - 1) / NORM_CHUNK * 8, rope, rope};
+  memcpy(fx, sizes, sizeof sizes);
+  return m;
+}
+
+extern "C" nr_model *nr_model_new(const int32_t *icfg, int n_icfg, const float *fcfg, int n_fcfg, const char *pattern,
+                                  uint32_t seed) {
+  if (cu_init()) return NULL;
+  cpu_model *h = cpuhost_model_new(icfg, n_icfg, fcfg, n_fcfg, pattern, seed);
+  size_t fx[FX_N];
+  nr_model *m = h ? wrap_host(h, fx) : NULL;
+  if (!m) return NULL;
+  void **dst[FX_N] = {(void **)&m->p, (void **)&m->g, (void **)&m->om, (void **)&m->ov, (void **)&m->pb,
+                      (void **)&m->mw, (void **)&m->dnorm, (void **)&m->rope_cos, (void **)&m->rope_sin};
+  bool ok = true;
+  for (int i = 0; i < FX_N && ok; i++) {
+    ok = !fx[i] || cudaMalloc(dst[i], fx[i]) == cudaSuccess;
+    m->fixed_bytes += fx[i];
+  }
+  m->hnorm = (double *)malloc(fx[FX_NORM]);
   if (!ok || !m->hnorm) {
-    nr_fail("out of GPU memory for %zu parameters (%.1f MB)", n, m->fixed_bytes / 1e6);
+    nr_fail("out of GPU memory for %zu parameters (%.1f MB)", m->c.nparams, m->fixed_bytes / 1e6);
     cudaGetLastError();
     nr_model_free(m);
     return NULL;
   }
-  if (rope) {
-    cudaMemcpyAsync(m->rope_cos, m->c.rope_cos, rope * 4, cudaMemcpyHostToDevice, g_stream);
-    cudaMemcpyAsync(m->rope_sin, m->c.rope_sin, rope * 4, cudaMemcpyHostToDevice, g_stream);
+  if (fx[FX_COS]) {
+    cudaMemcpyAsync(m->rope_cos, m->c.rope_cos, fx[FX_COS], cudaMemcpyHostToDevice, g_stream);
+    cudaMemcpyAsync(m->rope_sin, m->c.rope_sin, fx[FX_SIN], cudaMemcpyHostToDevice, g_stream);
   }
   if (nr_model_upload(m)) {
     nr_model_free(m);
@@ -342,4 +355,23 @@ extern "C" int nr_embed(nr_model *m, const int32_t *tok, const float *mask, int 
   masked_mean_k<<<cdiv((long)B * C, 256), 256, 0, g_stream>>>(m->xlast, m->xf, mask ? m->mask : NULL, B, T, C);
   cudaMemcpyAsync(out, m->xlast, sizeof(float) * B * C, cudaMemcpyDeviceToHost, g_stream);
   return cu_check("nr_embed");
+}
+
+/* Test hook for the GPU check (not in nanorag.h): the device bytes a training step at (B, T) will
+ * allocate, computed on the host without a GPU: out[0] the fixed buffers, out[1] the activation arena,
+ * out[2] the arena with recomputation. */
+extern "C" int nrcuda_plan_bytes(const int32_t *icfg, int n_icfg, const float *fcfg, int n_fcfg, const char *pattern,
+                                 int B, int T, int64_t out[3]) {
+  cpu_model *h = cpuhost_model_new(icfg, n_icfg, fcfg, n_fcfg, pattern, 0);
+  size_t fx[FX_N], fixed = 0;
+  nr_model *m = h ? wrap_host(h, fx) : NULL;
+  if (!m) return -1;
+  for (int i = 0; i < FX_N; i++) fixed += fx[i];
+  out[0] = (int64_t)fixed;
+  for (int rc = 0; rc < 2; rc++) {
+    m->recompute = rc;
+    out[1 + rc] = (int64_t)carve(m, NULL, B, T, 1);
+  }
+  free_host_side(m);
+  return 0;
 }

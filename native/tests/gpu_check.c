@@ -9,6 +9,7 @@
  *   memory  device bytes for the seed's three d20 configs at 4K / 8K / 6K, recomputation on and off,
  *           measured on the speed phase's d20 models (a d20 host model takes seconds to initialise)
  *   scan    selective-scan forward+backward time vs sequence length (CUDA test hook)
+ *   plan    (no GPU needed) the device bytes the allocator will request for the memory configs
  * Usage: gpu_check CPU_LIB CUDA_LIB [phase...]. Exit status 1 when a check fails. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -40,7 +41,10 @@ typedef struct {
   void (*state_free)(nr_state *);
   int (*state_forward)(nr_model *, nr_state *, const int32_t *, int, float *, int);
   int (*sample)(const float *, int, int, float, int, float, uint64_t *, int32_t *);
-  int (*bench_scan)(int, int, int, int, int, float *); /* CUDA only */
+  /* CUDA-only test hooks */
+  int (*bench_scan)(int, int, int, int, int, float *);
+  int (*plan_bytes)(const int32_t *, int, const float *, int, const char *, int, int, int64_t *);
+  int (*mem_used)(int64_t *);
 } Lib;
 
 static int load(Lib *L, const char *path) {
@@ -65,6 +69,8 @@ static int load(Lib *L, const char *path) {
   SYM(state_free, "nr_state_free") SYM(state_forward, "nr_state_forward") SYM(sample, "nr_sample")
 #undef SYM
   *(void **)&L->bench_scan = dlsym(L->h, "nrcuda_bench_scan");
+  *(void **)&L->plan_bytes = dlsym(L->h, "nrcuda_plan_bytes");
+  *(void **)&L->mem_used = dlsym(L->h, "nrcuda_mem_used");
   return 0;
 }
 
@@ -355,25 +361,51 @@ static int random_step(Lib *L, nr_model *m, int V, int B, int T, double *secs) {
   return r;
 }
 
-/* the seed's d20 configs at their contexts (they share the d20 hybrid and all-M models of the speed runs) */
-static void memory_for(Lib *gpu, nr_model *m, const Cfg *c, int kind) {
-  struct { const char *name; int kind, T, B; } mc[] = {
-      {"rag_hybrid_d20 8T+12M 4K B=4", 2, 4096, 4},
-      {"rag_mamba_d20 20M 8K B=4", 1, 8192, 4},
-      {"refrag_hybrid_d20 8T+12M 6K B=2", 2, 6144, 2},
-  };
+/* the seed's d20 configs at their contexts */
+static const struct { const char *name; int kind, T, B; } mem_cfgs[] = {
+    {"rag_hybrid_d20 8T+12M 4K B=4", 2, 4096, 4},
+    {"rag_mamba_d20 20M 8K B=4", 1, 8192, 4},
+    {"refrag_hybrid_d20 8T+12M 6K B=2", 2, 6144, 2},
+};
+
+/* on the GPU, with the speed runs' d20 hybrid and all-M models: what the model says it holds, and the
+ * device memory in use after a training step (minus what was in use before the model existed) */
+static void memory_for(Lib *gpu, nr_model *m, const Cfg *c, int kind, int64_t base_used) {
   char what[96], text[160];
   for (int i = 0; i < 3; i++)
-    for (int rc = 1; rc >= 0 && mc[i].kind == kind; rc--) {
+    for (int rc = 1; rc >= 0 && mem_cfgs[i].kind == kind; rc--) { /* recomputation first: the arena only grows */
       gpu->set_recompute(m, rc);
       double s;
-      int r = random_step(gpu, m, c->V, mc[i].B, mc[i].T, &s);
-      snprintf(what, sizeof what, "%s recompute %s", mc[i].name, rc ? "on" : "off");
+      int64_t used[2] = {0, 0};
+      int r = random_step(gpu, m, c->V, mem_cfgs[i].B, mem_cfgs[i].T, &s);
+      if (gpu->mem_used) gpu->mem_used(used);
+      snprintf(what, sizeof what, "%s recompute %s", mem_cfgs[i].name, rc ? "on" : "off");
       if (r) snprintf(text, sizeof text, "did not run: %s", gpu->last_error());
-      else snprintf(text, sizeof text, "%.2f GB device, step %.2f s", gpu->act_bytes(m) / 1e9, s);
+      else snprintf(text, sizeof text, "model %.2f GB, device in use %.2f GB, step %.2f s", gpu->act_bytes(m) / 1e9,
+                    (used[0] - base_used) / 1e9, s);
       info("memory", what, text);
     }
   gpu->set_recompute(m, 0);
+}
+
+/* without a GPU: the bytes the allocator will ask for (fixed buffers + arena), from the host layout */
+static void phase_plan(Lib *gpu) {
+  char what[96], text[160];
+  if (!gpu->plan_bytes) { info("plan", "nrcuda_plan_bytes missing", ""); return; }
+  for (int i = 0; i < 3; i++) {
+    Cfg c = d_cfg(20, mem_cfgs[i].kind);
+    int32_t ic[NR_CFG_N_INT] = {c.V, 20, c.C, c.H, c.Hkv, c.N, c.K, c.E, 0, c.mlp, c.seq, 4 * c.C};
+    float fc[NR_FCFG_N] = {10000.0f, 15.0f, 1e-6f};
+    int64_t b[3];
+    if (gpu->plan_bytes(ic, NR_CFG_N_INT, fc, NR_FCFG_N, c.pattern, mem_cfgs[i].B, mem_cfgs[i].T, b)) {
+      info("plan", mem_cfgs[i].name, gpu->last_error());
+      continue;
+    }
+    snprintf(what, sizeof what, "%s", mem_cfgs[i].name);
+    snprintf(text, sizeof text, "fixed %.2f GB + arena %.2f GB = %.2f GB; recompute: arena %.2f GB = %.2f GB",
+             b[0] / 1e9, b[1] / 1e9, (b[0] + b[1]) / 1e9, b[2] / 1e9, (b[0] + b[2]) / 1e9);
+    info("plan", what, text);
+  }
 }
 
 static void phase_speed(Lib *gpu, double budget_s, int with_memory) {
@@ -385,6 +417,8 @@ static void phase_speed(Lib *gpu, double budget_s, int with_memory) {
     for (int kind = 0; kind < 3; kind++) {
       if (now() - t_start > budget_s) { info("speed", "skipped (phase budget spent)", ""); return; }
       Cfg c = d_cfg(depth, kind);
+      int64_t base[2] = {0, 0};
+      if (gpu->mem_used) gpu->mem_used(base);
       nr_model *m = make(gpu, &c, 1);
       if (!m) { row("speed", "model", NAN, 0, 0); continue; }
       int B = 8, T = 2048;
@@ -405,7 +439,7 @@ static void phase_speed(Lib *gpu, double budget_s, int with_memory) {
                gpu->act_bytes(m) / 1e9);
       info("speed", what, text);
       if (depth == 20 && kind == 0) row("speed", "d20 all-T MFU (goal 0.40)", tps * flops_per_token(&c, T) / peak, 0.40, 1);
-      if (depth == 20 && with_memory) memory_for(gpu, m, &c, kind);
+      if (depth == 20 && with_memory) memory_for(gpu, m, &c, kind, base[0]);
       gpu->model_free(m);
     }
 }
@@ -425,13 +459,13 @@ static void phase_scan(Lib *gpu) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: gpu_check CPU_LIB CUDA_LIB [host|parity|train|speed|memory|scan ...]\n");
+    fprintf(stderr, "usage: gpu_check CPU_LIB CUDA_LIB [host|plan|parity|train|speed|memory|scan ...]\n");
     return 2;
   }
   Lib cpu, gpu;
   if (load(&cpu, argv[1]) || load(&gpu, argv[2])) return 2;
   int all = argc == 3;
-#define WANT(p) (all ? strcmp(p, "host") != 0 : ({ int f_ = 0; for (int i_ = 3; i_ < argc; i_++) f_ |= !strcmp(argv[i_], p); f_; }))
+#define WANT(p) (all ? strcmp(p, "host") != 0 && strcmp(p, "plan") != 0 : ({ int f_ = 0; for (int i_ = 3; i_ < argc; i_++) f_ |= !strcmp(argv[i_], p); f_; }))
   printf("| phase   | check                                        |       value | limit        | ok   |\n");
   printf("|---------|----------------------------------------------|-------------|--------------|------|\n");
   char why[4096];
@@ -440,7 +474,8 @@ int main(int argc, char **argv) {
   snprintf(text, sizeof text, "%d%s%s", nd, nd ? "" : ": ", nd ? "" : why);
   info("host", "CUDA devices", text);
   info("host", "versions", cpu.version());
-  if (WANT("host")) return 0;
+  if (WANT("plan")) phase_plan(&gpu); /* host-side: no GPU needed */
+  if (WANT("host") || (!all && argc == 4 && WANT("plan"))) return 0;
   if (nd < 1) {
     fprintf(stderr, "gpu_check: no usable CUDA device: %s\n", why);
     return 1;
