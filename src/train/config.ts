@@ -77,6 +77,8 @@ export interface TrainConfig {
   multiHopRate: number;
   /** language-model (pretraining) steps on KB text before RAG SFT (pipeline; `pretrain` uses `steps`) */
   pretrainSteps: number;
+  /** pretraining examples are texts with fresh names and numbers, shown twice, so the second copy trains copying */
+  pretrainCopy: boolean;
   // ---- REFRAG ----
   maxHops: number;
   topKPerHop: number;
@@ -147,6 +149,7 @@ export const DEFAULTS: TrainConfig = {
   augment: 0.9,
   multiHopRate: 0,
   pretrainSteps: 0,
+  pretrainCopy: false,
   maxHops: 3,
   topKPerHop: 3,
   useRewards: false,

@@ -71,8 +71,8 @@ export function evalLoss(model: Model, batches: MicroBatch[]): number {
 export async function pretrainStage(ctx: StageContext, model: Model, texts: string[], valTexts: string[], steps: number): Promise<LoopResult> {
   const { cfg, tok } = ctx;
   const bos = tok.specialId("<|bos|>");
-  const src = new TextSource(tok, texts, cfg.seed);
-  const val = valTexts.length ? new TextSource(tok, valTexts, cfg.seed + 1) : null;
+  const src = new TextSource(tok, texts, cfg.seed, cfg.pretrainCopy);
+  const val = valTexts.length ? new TextSource(tok, valTexts, cfg.seed + 1, cfg.pretrainCopy) : null;
   const valBatches: MicroBatch[] = [];
   if (val) {
     let c = 0;
