@@ -172,15 +172,16 @@ def main():
     budget = float(sys.argv[sys.argv.index("--budget") + 1]) if "--budget" in sys.argv else 1e9
     start = time.perf_counter()
     row("device", f"{torch.cuda.get_device_name()}, torch {torch.__version__}, peak {peak() / 1e12:.0f} TFLOP/s")
-    for T in (512, 2048, 8192, 16384):
-        bench_scan(T)
-    for depth in (12, 20):
-        for kind in ("all-T", "all-M", "hybrid"):
+    for depth in (20, 12):  # d20 first, as gpu_check does
+        for kind in ("all-T", "hybrid", "all-M"):
             if time.perf_counter() - start > budget:
                 row("skipped (budget spent)", f"d{depth} {kind}")
                 continue
             bench(depth, kind)
             torch.cuda.empty_cache()
+    for T in (512, 2048, 8192, 16384):
+        if time.perf_counter() - start < budget:
+            bench_scan(T)
 
 
 if __name__ == "__main__":
