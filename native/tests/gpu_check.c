@@ -268,7 +268,7 @@ static void parity_one(Lib *cpu, Lib *gpu, const Cfg *c, const char *mode, const
 }
 
 static const Cfg small_cfgs[] = {
-    {"T", "TT", 97, 64, 4, 2, 16, 4, 2, 0, 128},          /* GQA, head_dim 16 */
+    {"T", "TT", 97, 128, 2, 1, 16, 4, 2, 0, 128},         /* 2 query heads on 1 KV head, head_dim 64 */
     {"M", "MM", 97, 64, 4, 4, 16, 4, 2, 0, 128},          /* d_inner 128, d_state 16 */
     {"TMT", "TMT", 101, 48, 3, 1, 8, 3, 2, 1, 128},       /* MQA, d_inner 96 (partial warps), d_state 8, conv 3, Mamba MLP */
     {"MT-wide", "MT", 131, 256, 2, 2, 16, 4, 2, 0, 128},  /* head_dim 128 */
