@@ -1,8 +1,9 @@
 /* The one-shot GPU check (issue #8): loads the CPU and CUDA engines with dlopen (no Bun needed) and
  * prints one compact table. Phases (any subset, in this order; default: all but host):
  *   host    what the CUDA library says without a GPU: device count and why (the cuBLAS search)
- *   parity  per small config (T, M, hybrid, wide-head MT), in fp32-GEMM mode (NANORAG_CUDA_FP32), in bf16
- *           (tensor-core attention) and in bf16 with the flash attention (NANORAG_CUDA_ATTN=flash): loss, every gradient tensor, eval log-probs, logits, embeddings, parameters after one
+ *   parity  per small config (T, M, hybrid, wide-head MT), in fp32-GEMM mode (NANORAG_CUDA_FP32), the same
+ *           with activation recomputation, in bf16 (tensor-core attention) and in bf16 with the flash
+ *           attention (NANORAG_CUDA_ATTN=flash): loss, every gradient tensor, eval log-probs, logits, embeddings, parameters after one
  *           AdamW+Muon step, decode == full forward on the GPU, greedy and seeded sampling
  *   train   200 steps of a small hybrid on a learnable stream: the loss must fall
  *   speed   training tokens/s and MFU at d12 and d20, T=2048, all-T / all-M / hybrid (40% T)
@@ -136,9 +137,10 @@ typedef struct {
   double loss, grad, lp, logits, embed, update, decode, greedy;
 } Tol;
 
-static void parity_one(Lib *cpu, Lib *gpu, const Cfg *c, const char *mode, const Tol *tol) {
+static void parity_one(Lib *cpu, Lib *gpu, const Cfg *c, const char *mode, const Tol *tol, int recompute) {
   char what[96];
   nr_model *a = make(cpu, c, 7), *g = make(gpu, c, 7);
+  if (g) gpu->set_recompute(g, recompute);
   if (!a || !g) {
     snprintf(what, sizeof what, "%s %s: model", c->name, mode);
     row("parity", what, NAN, 0, 0);
@@ -271,19 +273,20 @@ static const Cfg small_cfgs[] = {
     {"T", "TT", 97, 128, 2, 1, 16, 4, 2, 0, 128},         /* 2 query heads on 1 KV head, head_dim 64 */
     {"M", "MM", 97, 64, 4, 4, 16, 4, 2, 0, 128},          /* d_inner 128, d_state 16 */
     {"TMT", "TMT", 101, 48, 3, 1, 8, 3, 2, 1, 128},       /* MQA, d_inner 96 (partial warps), d_state 8, conv 3, Mamba MLP */
-    {"MT-wide", "MT", 131, 256, 2, 2, 16, 4, 2, 0, 128},  /* head_dim 128 */
+    {"MT-wide", "MT", 140000, 256, 2, 2, 16, 4, 2, 0, 128}, /* head_dim 128; 160 rows = two lm_head chunks */
 };
 
 static void phase_parity(Lib *cpu, Lib *gpu) {
   const Tol f32 = {1e-4, 3e-3, 1e-4, 1e-4, 1e-4, 3e-3, 1e-4, 0.99};
   const Tol b16 = {2e-2, 6e-2, 2e-2, 3e-2, 3e-2, 1.5e-1, 3e-2, 0.8};
-  /* fp32 GEMMs (flash attention), bf16 (tensor-core attention in training), bf16 with flash attention */
-  const char *names[] = {"fp32", "bf16", "bf16-flash"};
-  for (int mode = 0; mode < 3; mode++) {
-    setenv("NANORAG_CUDA_FP32", mode ? "0" : "1", 1);
-    setenv("NANORAG_CUDA_ATTN", mode == 2 ? "flash" : "auto", 1);
+  /* fp32 GEMMs (flash attention), the same with activation recomputation, bf16 (tensor-core attention
+   * in training), bf16 with the flash attention */
+  const char *names[] = {"fp32", "fp32-recompute", "bf16", "bf16-flash"};
+  for (int mode = 0; mode < 4; mode++) {
+    setenv("NANORAG_CUDA_FP32", mode < 2 ? "1" : "0", 1);
+    setenv("NANORAG_CUDA_ATTN", mode == 3 ? "flash" : "auto", 1);
     for (size_t i = 0; i < sizeof small_cfgs / sizeof *small_cfgs; i++)
-      parity_one(cpu, gpu, &small_cfgs[i], names[mode], mode ? &b16 : &f32);
+      parity_one(cpu, gpu, &small_cfgs[i], names[mode], mode < 2 ? &f32 : &b16, mode == 1);
   }
   setenv("NANORAG_CUDA_FP32", "0", 1);
   setenv("NANORAG_CUDA_ATTN", "auto", 1);
@@ -467,6 +470,8 @@ int main(int argc, char **argv) {
   }
   Lib cpu, gpu;
   if (load(&cpu, argv[1]) || load(&gpu, argv[2])) return 2;
+  int (*set_threads)(int) = (int (*)(int))dlsym(cpu.h, "nr_set_threads"); /* the CPU reference on 8 threads */
+  if (set_threads) set_threads(8);
   int all = argc == 3;
 #define WANT(p) (all ? strcmp(p, "host") != 0 && strcmp(p, "plan") != 0 : ({ int f_ = 0; for (int i_ = 3; i_ < argc; i_++) f_ |= !strcmp(argv[i_], p); f_; }))
   printf("| phase   | check                                        |       value | limit        | ok   |\n");
