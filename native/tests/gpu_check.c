@@ -430,19 +430,20 @@ static void phase_speed(Lib *gpu, double budget_s, int with_memory) {
       int B = 8, T = 2048;
       float hp[NR_HP_N];
       hyper(hp, 0.1f);
-      double s, tot = 0;
+      double s, fb = 0, opt = 0; /* forward + backward, optimizer */
       int r = random_step(gpu, m, c.V, B, T, &s) || gpu->optim_step(m, hp, NR_HP_N, NULL); /* warm-up */
       for (int k = 0; k < 3 && !r; k++) {
         r = random_step(gpu, m, c.V, B, T, &s);
         double t0 = now();
         r = r || gpu->optim_step(m, hp, NR_HP_N, NULL);
-        tot += s + now() - t0;
+        fb += s;
+        opt += now() - t0;
       }
       if (r) fprintf(stderr, "gpu_check: speed d%d %s: %s\n", depth, c.name, gpu->last_error());
-      double tps = r ? NAN : 3.0 * B * T / tot;
+      double tps = r ? NAN : 3.0 * B * T / (fb + opt);
       snprintf(what, sizeof what, "d%d %s B=%d T=%d", depth, c.name, B, T);
-      snprintf(text, sizeof text, "%.0f tokens/s, MFU %.1f%%, %.2f GB", tps, 100 * tps * flops_per_token(&c, T) / peak,
-               gpu->act_bytes(m) / 1e9);
+      snprintf(text, sizeof text, "%.0f tokens/s, MFU %.1f%%, step %.0f + optim %.0f ms, %.2f GB", tps,
+               100 * tps * flops_per_token(&c, T) / peak, fb / 3 * 1e3, opt / 3 * 1e3, gpu->act_bytes(m) / 1e9);
       info("speed", what, text);
       if (depth == 20 && kind == 0) row("speed", "d20 all-T MFU (goal 0.40)", tps * flops_per_token(&c, T) / peak, 0.40, 1);
       if (depth == 20 && with_memory) memory_for(gpu, m, &c, kind, base[0]);
