@@ -375,3 +375,13 @@ extern "C" int nrcuda_plan_bytes(const int32_t *icfg, int n_icfg, const float *f
   free_host_side(m);
   return 0;
 }
+
+/* Test hook for the GPU check (not in nanorag.h): frees the activation arena (the next call allocates
+ * one of exactly the size it needs), so device memory in use can be measured per shape. */
+extern "C" void nrcuda_release_arena(nr_model *m) {
+  cudaStreamSynchronize(g_stream);
+  cudaFree(m->arena);
+  m->arena = NULL;
+  m->arena_bytes = m->arena_need = 0;
+  m->B = 0;
+}

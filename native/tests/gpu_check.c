@@ -46,6 +46,7 @@ typedef struct {
   int (*bench_scan)(int, int, int, int, int, float *);
   int (*plan_bytes)(const int32_t *, int, const float *, int, const char *, int, int, int64_t *);
   int (*mem_used)(int64_t *);
+  void (*release_arena)(nr_model *);
 } Lib;
 
 static int load(Lib *L, const char *path) {
@@ -72,6 +73,7 @@ static int load(Lib *L, const char *path) {
   *(void **)&L->bench_scan = dlsym(L->h, "nrcuda_bench_scan");
   *(void **)&L->plan_bytes = dlsym(L->h, "nrcuda_plan_bytes");
   *(void **)&L->mem_used = dlsym(L->h, "nrcuda_mem_used");
+  *(void **)&L->release_arena = dlsym(L->h, "nrcuda_release_arena");
   return 0;
 }
 
@@ -379,7 +381,8 @@ static const struct { const char *name; int kind, T, B; } mem_cfgs[] = {
 static void memory_for(Lib *gpu, nr_model *m, const Cfg *c, int kind, int64_t base_used) {
   char what[96], text[160];
   for (int i = 0; i < 3; i++)
-    for (int rc = 1; rc >= 0 && mem_cfgs[i].kind == kind; rc--) { /* recomputation first: the arena only grows */
+    for (int rc = 1; rc >= 0 && mem_cfgs[i].kind == kind; rc--) {
+      if (gpu->release_arena) gpu->release_arena(m); /* each row allocates exactly what it needs */
       gpu->set_recompute(m, rc);
       double s;
       int64_t used[2] = {0, 0};
