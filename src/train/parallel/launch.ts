@@ -100,9 +100,10 @@ export async function launch(argv: string[], shape: JobShape, threads: number): 
     const relay = relayStderr(w, rank === 0 ? "" : `[rank ${rank}] `);
     w.done = Promise.all([proc.exited, relay]).then(() => {
       if (proc.exitCode === 0) return;
-      failures.push({ w, code: proc.exitCode, signal: proc.signalCode === null ? null : String(proc.signalCode) });
-      // 130: interrupted at the step all ranks agreed on; rank 0 may still be saving
-      if (proc.exitCode !== 130) stopOthers();
+      const f = { w, code: proc.exitCode, signal: proc.signalCode === null ? null : String(proc.signalCode) };
+      failures.push(f);
+      if (!interrupted(f)) stopOthers(); // interrupted ranks stop by themselves; rank 0 may still be saving
+
     });
     workers.push(w);
   }
@@ -117,13 +118,18 @@ export async function launch(argv: string[], shape: JobShape, threads: number): 
     process.off("SIGTERM", onTerm);
   }
   if (failures.length === 0) return 0;
-  if (failures.every((f) => f.code === 130)) return 130;
+  if (failures.every(interrupted)) return 130;
   const culprit = failures.find((f) => f.code !== 130 && f.code !== PEER_LOST_EXIT && !(f.signal && f.signal === f.w.signalled)) ?? failures[0]!;
   const how = culprit.signal ? `was killed by ${culprit.signal}` : `exited with code ${culprit.code}`;
   const said = culprit.w.error || culprit.w.last;
   const why = said ? `: ${said}` : "";
   log.error(`rank ${culprit.w.rank} (node ${shape.nodeRank}) ${how}${why}; stopped the other ranks`);
   return culprit.code && culprit.code !== PEER_LOST_EXIT && culprit.code !== 130 ? culprit.code : 1;
+}
+
+/** Ctrl-C: a worker in its training loop exits with 130; one still starting up dies of the forwarded SIGINT. */
+function interrupted(f: { w: Worker; code: number | null; signal: string | null }): boolean {
+  return f.code === 130 || (f.signal === "SIGINT" && f.w.signalled === "SIGINT");
 }
 
 function signal(w: Worker, s: NodeJS.Signals): void {
