@@ -52,6 +52,20 @@ describe("nanorag ask", () => {
     expect(untimed(out)).toEqual(full);
   });
 
+  test("a question longer than the model's context gets an error line; the others are answered", () => {
+    const out = join(dir, "long.jsonl");
+    const q = writeJsonl(join(dir, "q-long.jsonl"), [
+      { id: "long", question: "Felmor ".repeat(2000) },
+      { id: "ok", question: "Where is Felmor Corporation?" },
+    ]);
+    const r = cli(["ask", "--model", f.refrag, "--kb", f.kb, "--questions", q, "--out", out, "--json"]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ answered: 1, failed: 1 });
+    const rows = lines(out);
+    expect(rows[0]).toMatchObject({ id: "long", error: expect.stringMatching(/Conversation needs \d+ tokens/) });
+    expect(typeof rows[1].answer).toBe("string");
+  });
+
   test("bad input: file:line:field errors, exit 2, --out untouched", () => {
     const out = join(dir, "bad-out.jsonl");
     const cases: [string, RegExp][] = [

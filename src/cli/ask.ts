@@ -1,5 +1,5 @@
 import { defineCommand } from "citty";
-import { InputError } from "../errors.ts";
+import { InputError, UserError } from "../errors.ts";
 import { readAskQuestions } from "../answer/questions.ts";
 import { appendJsonl, resumeJsonl } from "../io/resume.ts";
 import { log, progress } from "../log.ts";
@@ -13,7 +13,7 @@ export default defineCommand({
     ...modelArgs,
     ...retrievalArgs,
     questions: { type: "string", description: "Questions JSONL: {id?, question} per line (the seed's {query} works too)", required: true, valueHint: "FILE" },
-    out: { type: "string", description: "Answers JSONL: {id, question, answer, citations, sources, hops, queries, finished, timings} per line", required: true, valueHint: "FILE" },
+    out: { type: "string", description: "Answers JSONL: {id, question, answer, citations, sources, hops, queries, finished, timings} per line ({id, question, error} for a question the model cannot take)", required: true, valueHint: "FILE" },
     refrag: { type: "boolean", description: "Let the model write follow-up queries (answered by the retriever, up to --max-hops)" },
     json: { type: "boolean", description: "Print the run's summary as JSON" },
   },
@@ -30,19 +30,27 @@ export default defineCommand({
     if (done.size) log.info(`${args.out}: ${questions.length - todo.length} of ${questions.length} questions already answered; ${todo.length} to go`);
     const answerer = await openAnswerer(args);
     const t0 = performance.now();
+    let failed = 0;
     try {
       const bar = progress("ask", todo.length, "questions");
       for (const [i, q] of todo.entries()) {
-        const a = await answerer.answer(q.question, o);
-        appendJsonl(args.out, { id: q.id, question: q.question, ...answerJson(a) });
+        try {
+          appendJsonl(args.out, { id: q.id, question: q.question, ...answerJson(await answerer.answer(q.question, o)) });
+        } catch (e) {
+          // A question the model cannot take (longer than its context) is recorded, not retried forever.
+          if (!(e instanceof UserError)) throw e;
+          log.warn(`${args.questions}: question "${q.id}": ${e.message}`);
+          appendJsonl(args.out, { id: q.id, question: q.question, error: e.message });
+          failed++;
+        }
         bar.tick(i + 1);
       }
       bar.done();
     } finally {
       answerer.close();
     }
-    const summary = { out: args.out, questions: questions.length, answered: todo.length, skipped: questions.length - todo.length, seconds: Number(((performance.now() - t0) / 1000).toFixed(2)) };
+    const summary = { out: args.out, questions: questions.length, answered: todo.length - failed, failed, skipped: questions.length - todo.length, seconds: Number(((performance.now() - t0) / 1000).toFixed(2)) };
     if (args.json) printJson(summary);
-    else process.stdout.write(`${summary.answered} answered, ${summary.skipped} already in ${summary.out} (${summary.seconds} s)\n`);
+    else process.stdout.write(`${summary.answered} answered, ${failed} failed (an "error" line each), ${summary.skipped} already in ${summary.out} (${summary.seconds} s)\n`);
   },
 });
