@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BUN, cli, PETS, ROOT, tempDir, WORD_COUNT_PLUGIN, writeJsonl } from "./helpers.ts";
 
@@ -67,5 +67,6 @@ describe("the compiled binary's training processes", () => {
     expect(r.stderr).toContain("launching ranks 0..1 of 2");
     expect(r.stderr).toContain(`--device auto: running on the CPU because cannot load the native engine (${join(dir, "libnanorag_cuda.so")})`);
     expect(existsSync(join(dir, "run/checkpoints/final/config.json"))).toBe(true);
+    rmSync(dir, { recursive: true, force: true });
   });
 });
