@@ -75,4 +75,22 @@ describe("exact dense search from memory (native kernel)", () => {
     for (const q of queries) expect(store.exact(q, 10).map((n) => n.id)).toEqual(reference(db, q, 10));
     db.close();
   });
+
+  test("a scan split across threads merges to the same top k, ties across slices to the lower id", () => {
+    const dim = 16;
+    const db = open(":memory:");
+    const store = new VectorStore(db, dim);
+    store.create();
+    // 40,000 rows: two slices of at least 16,384 rows each, so the kernel runs two threads where it can.
+    const n = 40_000;
+    const vectors = unitVectors(n, dim, 21);
+    db.run("BEGIN");
+    store.insert(vectors.map((_, i) => i + 1), vectors);
+    store.insert([n + 1], [vectors[5]!]); // the same vector as id 6, in the last slice
+    db.run("COMMIT");
+    for (const q of unitVectors(3, dim, 8)) expect(store.exact(q, 10).map((h) => h.id)).toEqual(reference(db, q, 10));
+    expect(store.exact(vectors[5]!, 2).map((h) => h.id)).toEqual([6, n + 1]);
+    db.close();
+  });
 });
+
