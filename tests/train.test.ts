@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { generateWorld } from "../src/data/synthetic.ts";
 import { setThreads } from "../src/engine/index.ts";
@@ -174,9 +174,14 @@ describe("training loop", () => {
     expect(a.result.interrupted).toBe(true);
     a.model.free();
     resetInterrupt();
+    // as if killed inside saveCheckpointAtomic: the old checkpoint moved aside, a new one half-written
+    const ck = join(dir, "part", "checkpoints");
+    renameSync(join(ck, "latest"), join(ck, "latest.old-99999999"));
+    mkdirSync(join(ck, "latest.tmp-99999999"));
     const b = await runPretrain({ cfg, outDir: join(dir, "part"), texts: texts.slice(5), valTexts: texts.slice(0, 5), tokenizer: tokPath, quiet: true, resume: true });
     expect(b.result.step).toBe(8);
     b.model.free();
+    expect(readdirSync(ck).filter((n) => n.startsWith("latest."))).toEqual([]);
     expect([...a.result.losses, ...b.result.losses]).toEqual(full.result.losses);
     const rows = (p: string) => readFileSync(join(dir, p, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
     expect(rows("part").map((r) => [r.step, r.loss, r.val_loss])).toEqual(rows("full").map((r) => [r.step, r.loss, r.val_loss]));

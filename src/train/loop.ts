@@ -7,7 +7,7 @@
  * In a multi-process job (a ProcessGroup) every rank trains on its rows of the same global batch and
  * the gradients are averaged before the optimizer step; rank 0 alone logs, evaluates and saves.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../errors.ts";
 import { loadCheckpoint, type Model, saveCheckpoint } from "../engine/index.ts";
@@ -81,9 +81,34 @@ export function saveCheckpointAtomic(model: Model, dir: string, meta: Record<str
   rmSync(old, { recursive: true, force: true });
 }
 
+/**
+ * The run's "latest" checkpoint folder, repaired after a kill inside saveCheckpointAtomic: between its
+ * two renames only `latest.old-PID` exists (a whole checkpoint, moved back), and a kill while writing
+ * leaves a partial `latest.tmp-PID` (removed; the checkpoint it was writing never counted).
+ */
+export function latestCheckpointDir(outDir: string): string {
+  const ck = join(outDir, "checkpoints");
+  const dir = join(ck, "latest");
+  if (!existsSync(ck)) return dir;
+  const leftovers = readdirSync(ck).filter((n) => /^latest\.(old|tmp)-\d+$/.test(n));
+  const owner = (n: string) => Number(n.slice(n.lastIndexOf("-") + 1));
+  for (const n of leftovers.filter((n) => owner(n) !== process.pid)) {
+    const path = join(ck, n);
+    if (n.startsWith("latest.old-") && !existsSync(join(dir, "config.json")) && existsSync(join(path, "config.json"))) {
+      try {
+        renameSync(path, dir);
+        log.warn(`${dir}: restored from ${n} (an earlier run stopped while replacing it)`);
+      } catch (e) {
+        if (!existsSync(join(dir, "config.json"))) throw e; // another rank of the same job restored it first
+      }
+    } else rmSync(path, { recursive: true, force: true });
+  }
+  return dir;
+}
+
 /** Reads a run's "latest" checkpoint for --resume. */
 export function loadResume(outDir: string): { model: Model; state: LoopState; meta: Record<string, unknown> } {
-  const dir = join(outDir, "checkpoints", "latest");
+  const dir = latestCheckpointDir(outDir);
   if (!existsSync(join(dir, "config.json"))) throw new UserError(`--resume: no checkpoint at ${dir} (nothing to resume; run without --resume)`);
   const { model, meta } = loadCheckpoint(dir);
   const loop = meta.loop as LoopState | undefined;

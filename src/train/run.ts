@@ -15,7 +15,7 @@ import { Tokenizer } from "../tokenizer/bpe.ts";
 import { trainBpe } from "../tokenizer/train.ts";
 import { modelConfig, type TrainConfig } from "./config.ts";
 import { type Dataset, docText, kbSearch, RagSource, trainingDocuments } from "./data.ts";
-import { checkpointConfig, checkpointWorld, loadResume, type LoopResult, type LoopState } from "./loop.ts";
+import { checkpointConfig, checkpointWorld, latestCheckpointDir, loadResume, type LoopResult, type LoopState } from "./loop.ts";
 import { Wandb } from "./report.ts";
 import type { ProcessGroup } from "./parallel/group.ts";
 import { newModel, pretrainStage, ragStage, rlStage, type StageContext } from "./stages.ts";
@@ -61,7 +61,7 @@ export function sourceModel(source: string, cfg: TrainConfig, vocab: number): { 
 
 /** Resume: the saved config must match the one given now (steps may grow), and so must the number of processes (it sets the batch). */
 function checkResumeConfig(outDir: string, cfg: TrainConfig, group: ProcessGroup | null | undefined): void {
-  const dir = join(outDir, "checkpoints", "latest");
+  const dir = latestCheckpointDir(outDir);
   const saved = checkpointConfig(dir);
   if (!saved) return;
   const diff = Object.keys(cfg).filter((k) => !["steps", "rlSteps", "refragSteps", "pretrainSteps", "evalEvery", "saveEvery", "evalQuestions", "threads"].includes(k) && JSON.stringify(saved[k]) !== JSON.stringify(cfg[k as keyof TrainConfig]));
@@ -71,7 +71,7 @@ function checkResumeConfig(outDir: string, cfg: TrainConfig, group: ProcessGroup
 }
 
 function stageResume(outDir: string, want: boolean): { model: Model; state: LoopState } | null {
-  if (!want || !existsSync(join(outDir, "checkpoints", "latest", "config.json"))) return null;
+  if (!want || !existsSync(join(latestCheckpointDir(outDir), "config.json"))) return null;
   const r = loadResume(outDir);
   log.info(`resuming ${outDir} at step ${r.state.step}`);
   return { model: r.model, state: r.state };
