@@ -34,6 +34,9 @@ describe("nanorag CLI", () => {
     const enumValue = cli(["kb", "search", "--kb", "x.db", "--group", "docs", "q"]);
     expect(enumValue.code).toBe(2);
     expect(enumValue.stderr).toContain('Did you mean "doc"');
+    const swapped = cli(["serve", "--model", "m", "--kb", "x.db", "--prot", "8080"]);
+    expect(swapped.code).toBe(2);
+    expect(swapped.stderr).toContain('Did you mean "--port"');
   });
 
   test("--key value and --key=value are the same, and JSON goes to stdout with logs on stderr", () => {
