@@ -43,6 +43,18 @@ describe("nanorag serve limits", () => {
     expect((await fetch(`${s.url}/`)).status).toBe(200);
   });
 
+  test("bound to loopback, only loopback Host names are served (DNS rebinding)", async () => {
+    const s = await started([]);
+    const port = new URL(s.url).port;
+    for (const host of [`evil.example:${port}`, "evil.example", `127.0.0.1.evil.example:${port}`]) {
+      const r = await fetch(`${s.url}/v1/models`, { headers: { host } });
+      expect(r.status).toBe(421);
+      expect((await r.json()).error.code).toBe("misdirected_request");
+    }
+    expect((await fetch(`${s.url}/`, { headers: { host: "rebound.example" } })).status).toBe(421);
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`]) expect((await fetch(`${s.url}/v1/models`, { headers: { host } })).status).toBe(200);
+  });
+
   test("bad flags: exit 2 with a clear message, nothing listening", () => {
     const base = ["serve", "--model", f.model, "--kb", f.kb];
     const noKey = cli([...base, "--api-key-env", "TEST_NANORAG_UNSET"], { env: { TEST_NANORAG_UNSET: "" } });

@@ -24,6 +24,7 @@ const ERROR_TYPES: Record<number, string> = {
   405: "invalid_request_error",
   413: "invalid_request_error",
   415: "invalid_request_error",
+  421: "invalid_request_error",
   429: "rate_limit_error",
 };
 
@@ -41,6 +42,20 @@ export function errorResponse(e: HttpError): Response {
  * refusing them keeps other sites open in the user's browser from driving a server on localhost.
  */
 const CROSS_SITE_TYPES = ["application/x-www-form-urlencoded", "multipart/form-data", "text/plain"];
+
+const LOOPBACK_NAMES = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
+
+/** Whether `host` (a --host value) accepts connections from this machine only. */
+export const isLoopback = (host: string) => LOOPBACK_NAMES.test(host) || host === "::1";
+
+/**
+ * DNS rebinding guard for a server bound to loopback: a page on another site can point its own name at
+ * 127.0.0.1, but the browser still sends that name in Host, so only loopback names are served.
+ */
+export function checkLoopbackHost(req: Request): void {
+  const name = (req.headers.get("host") ?? "").replace(/:\d+$/, "");
+  if (!LOOPBACK_NAMES.test(name)) throw new HttpError(421, `Host "${name}" is not this server's: a server bound to loopback answers only localhost, 127.0.0.1 or [::1]`, null, "misdirected_request");
+}
 
 /** Reads a JSON object body of at most maxBytes bytes. */
 export async function readJsonBody(req: Request, maxBytes: number): Promise<Record<string, unknown>> {

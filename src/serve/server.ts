@@ -9,7 +9,7 @@ import { log } from "../log.ts";
 import { chatCompletions } from "./chat.ts";
 import type { ServeContext } from "./context.ts";
 import { document, embeddings, health, models, retrieve } from "./endpoints.ts";
-import { checkApiKey, errorResponse, HttpError, readJsonBody } from "./http.ts";
+import { checkApiKey, checkLoopbackHost, errorResponse, HttpError, isLoopback, readJsonBody } from "./http.ts";
 import { PAGE } from "./page.ts";
 import { QueueFull } from "./queue.ts";
 
@@ -61,6 +61,7 @@ function toResponse(e: unknown): Response {
 }
 
 export function startServer(ctx: ServeContext, listen: Listen): Server<undefined> {
+  const loopback = isLoopback(listen.host);
   return Bun.serve({
     hostname: listen.host,
     port: listen.port,
@@ -75,6 +76,7 @@ export function startServer(ctx: ServeContext, listen: Listen): Server<undefined
         return res;
       };
       try {
+        if (loopback) checkLoopbackHost(req);
         if (!r) throw new HttpError(404, `no such endpoint: ${req.method} ${new URL(req.url).pathname}`, null, "not_found");
         if (req.method !== r.method) throw new HttpError(405, `${new URL(req.url).pathname} accepts ${r.method}, not ${req.method}`, null, "method_not_allowed");
         if (!r.open) checkApiKey(req, ctx.apiKey);
