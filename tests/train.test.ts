@@ -165,6 +165,12 @@ describe("training loop", () => {
     expect(last).toBeLessThan(first - 1);
     model.free();
   });
+  test("--recompute is refused by the CPU build with a clear message", async () => {
+    const cfg = { ...tiny(), steps: 2, recompute: true };
+    const model = newModel(cfg, tok.vocabSize);
+    await expect(pretrainStage({ cfg, tok, outDir: join(dir, "recompute"), quiet: true }, model, texts, [], cfg.steps)).rejects.toThrow("--recompute: activation recomputation is a CUDA-build option");
+    model.free();
+  });
   test("resume continues exactly: same losses as an uninterrupted run", async () => {
     const cfg = { ...tiny(), steps: 8, evalEvery: 4, saveEvery: 100 };
     const full = await runPretrain({ cfg, outDir: join(dir, "full"), texts: texts.slice(5), valTexts: texts.slice(0, 5), tokenizer: undefined, vocabSize: 400, quiet: true });

@@ -36,6 +36,7 @@ const symbols = {
   nr_embed: { args: ["ptr", "ptr", "ptr", "i32", "i32", "ptr"], returns: "i32" },
   nr_zero_grad: { args: ["ptr"], returns: "void" },
   nr_model_act_bytes: { args: ["ptr"], returns: "i64" },
+  nr_set_recompute: { args: ["ptr", "i32"], returns: "i32" },
   nr_sgemm: { args: ["i32", "i32", "i32", "i32", "i32", "ptr", "i32", "ptr", "i32", "ptr", "i32", "i32"], returns: "void" },
   nr_optim_step: { args: ["ptr", "ptr", "i32", "ptr"], returns: "i32" },
   nr_state_new: { args: ["ptr", "i32", "i32"], returns: "ptr" },

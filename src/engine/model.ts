@@ -139,6 +139,10 @@ export class Model {
   download(): void {
     check(native().nr_model_download(this.handle), "copy from the device");
   }
+  /** Recompute each block's activations in backward instead of keeping them (CUDA; the CPU build refuses it). */
+  setRecompute(on: boolean): void {
+    check(native().nr_set_recompute(this.handle, on ? 1 : 0), "--recompute");
+  }
   /** Copies the host views to the device (CUDA; a no-op on the CPU). Call after writing them. */
   upload(): void {
     check(native().nr_model_upload(this.handle), "copy to the device");

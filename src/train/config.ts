@@ -56,6 +56,8 @@ export interface TrainConfig {
   saveEvery: number;
   seed: number;
   threads: number;
+  /** recompute block activations in backward (less GPU memory for long contexts; CUDA only) */
+  recompute: boolean;
   // ---- data / RAG ----
   /** pack several examples into a row (else one example per row, padded) */
   pack: boolean;
@@ -138,6 +140,7 @@ export const DEFAULTS: TrainConfig = {
   saveEvery: 100,
   seed: 0,
   threads: 0,
+  recompute: false,
   pack: true,
   retriever: "bm25",
   topK: 3,

@@ -163,6 +163,7 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
   const lead = !group || group.lead;
   const world = group?.world ?? 1;
   installSigint();
+  model.setRecompute(cfg.recompute);
   if (group) await group.agree("config and initial weights", fingerprint(model, cfg));
   const ckDir = join(o.outDir, "checkpoints");
   if (lead) mkdirSync(ckDir, { recursive: true });

@@ -64,7 +64,7 @@ function checkResumeConfig(outDir: string, cfg: TrainConfig, group: ProcessGroup
   const dir = latestCheckpointDir(outDir);
   const saved = checkpointConfig(dir);
   if (!saved) return;
-  const diff = Object.keys(cfg).filter((k) => !["steps", "rlSteps", "refragSteps", "pretrainSteps", "evalEvery", "saveEvery", "evalQuestions", "threads"].includes(k) && JSON.stringify(saved[k]) !== JSON.stringify(cfg[k as keyof TrainConfig]));
+  const diff = Object.keys(cfg).filter((k) => !["steps", "rlSteps", "refragSteps", "pretrainSteps", "evalEvery", "saveEvery", "evalQuestions", "threads", "recompute"].includes(k) && JSON.stringify(saved[k]) !== JSON.stringify(cfg[k as keyof TrainConfig]));
   if (diff.length) throw new UserError(`--resume: config differs from the checkpoint's in ${diff.join(", ")}; resume with the same settings`);
   const [was, now] = [checkpointWorld(dir), group?.world ?? 1];
   if (was !== now) throw new UserError(`--resume: ${dir} was trained by ${was} process(es), this run has ${now}; the batch (device batch x processes) would change, so resume with the same --nproc-per-node and --nnodes`);
