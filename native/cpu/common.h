@@ -26,27 +26,30 @@ static inline v8 v8_sel(v8i mask, v8 a, v8 b) { /* mask ? a : b */
   __builtin_memcpy(&o, &r, sizeof o);
   return o;
 }
-/* exp for x <= 88 (argument range of the scan and softmax); relative error ~2e-7. */
-static inline v8 v8_exp(v8 x) {
-  const v8 lo = v8_set1(-87.3f), hi = v8_set1(88.3f);
-  x = v8_sel(x < lo, lo, x);
-  x = v8_sel(x > hi, hi, x);
-  v8 t = x * v8_set1(1.44269504088896341f);
-  v8 fl = __builtin_convertvector(__builtin_convertvector(t + v8_set1(0.5f), v8i), v8);
-  fl = v8_sel(fl > t + v8_set1(0.5f), fl - v8_set1(1.0f), fl); /* floor(t + 0.5) */
-  v8 r = x - fl * v8_set1(0.693359375f) + fl * v8_set1(2.12194440e-4f);
-  v8 p = v8_set1(1.9875691500e-4f);
-  p = p * r + v8_set1(1.3981999507e-3f);
-  p = p * r + v8_set1(8.3334519073e-3f);
-  p = p * r + v8_set1(4.1665795894e-2f);
-  p = p * r + v8_set1(1.6666665459e-1f);
-  p = p * r + v8_set1(5.0000001201e-1f);
-  p = p * r * r + r + v8_set1(1.0f);
-  v8i e = (__builtin_convertvector(fl, v8i) + 127) << 23;
-  v8 s;
-  __builtin_memcpy(&s, &e, sizeof s);
-  return p * s;
-}
+/* exp for x <= 88 (argument range of the scan and softmax); relative error ~2e-7. One definition for
+ * every vector width (scan.c instantiates the AVX-512 one): Cody-Waite reduction by ln 2, a degree-6
+ * polynomial, and the exponent built in the float's bits. */
+#define NR_DEFINE_VEXP(NAME, ATTR, VT, VI, SET1, SEL)                                   \
+  static inline ATTR VT NAME(VT x) {                                                    \
+    x = SEL(x < SET1(-87.3f), SET1(-87.3f), x);                                         \
+    x = SEL(x > SET1(88.3f), SET1(88.3f), x);                                           \
+    VT t = x * SET1(1.44269504088896341f);                                              \
+    VT fl = __builtin_convertvector(__builtin_convertvector(t + SET1(0.5f), VI), VT);   \
+    fl = SEL(fl > t + SET1(0.5f), fl - SET1(1.0f), fl); /* floor(t + 0.5) */            \
+    VT r = x - fl * SET1(0.693359375f) + fl * SET1(2.12194440e-4f);                     \
+    VT p = SET1(1.9875691500e-4f);                                                      \
+    p = p * r + SET1(1.3981999507e-3f);                                                 \
+    p = p * r + SET1(8.3334519073e-3f);                                                 \
+    p = p * r + SET1(4.1665795894e-2f);                                                 \
+    p = p * r + SET1(1.6666665459e-1f);                                                 \
+    p = p * r + SET1(5.0000001201e-1f);                                                 \
+    p = p * r * r + r + SET1(1.0f);                                                     \
+    VI e = (__builtin_convertvector(fl, VI) + 127) << 23;                               \
+    VT s;                                                                               \
+    __builtin_memcpy(&s, &e, sizeof s);                                                 \
+    return p * s;                                                                       \
+  }
+NR_DEFINE_VEXP(v8_exp, , v8, v8i, v8_set1, v8_sel)
 /* natural log for positive normal floats; relative error ~1e-7 */
 static inline v8 v8_log(v8 u) {
   v8i bits;

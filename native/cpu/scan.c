@@ -66,25 +66,7 @@ static inline A512 v16s v16_sel(v16i m, v16s a, v16s b) {
   __builtin_memcpy(&o, &r, sizeof o);
   return o;
 }
-static inline A512 v16s v16_exp(v16s x) { /* same polynomial as v8_exp */
-  x = v16_sel(x < v16_set1(-87.3f), v16_set1(-87.3f), x);
-  x = v16_sel(x > v16_set1(88.3f), v16_set1(88.3f), x);
-  v16s t = x * v16_set1(1.44269504088896341f);
-  v16s fl = __builtin_convertvector(__builtin_convertvector(t + v16_set1(0.5f), v16i), v16s);
-  fl = v16_sel(fl > t + v16_set1(0.5f), fl - v16_set1(1.0f), fl);
-  v16s r = x - fl * v16_set1(0.693359375f) + fl * v16_set1(2.12194440e-4f);
-  v16s p = v16_set1(1.9875691500e-4f);
-  p = p * r + v16_set1(1.3981999507e-3f);
-  p = p * r + v16_set1(8.3334519073e-3f);
-  p = p * r + v16_set1(4.1665795894e-2f);
-  p = p * r + v16_set1(1.6666665459e-1f);
-  p = p * r + v16_set1(5.0000001201e-1f);
-  p = p * r * r + r + v16_set1(1.0f);
-  v16i e = (__builtin_convertvector(fl, v16i) + 127) << 23;
-  v16s sc;
-  __builtin_memcpy(&sc, &e, sizeof sc);
-  return p * sc;
-}
+NR_DEFINE_VEXP(v16_exp, A512, v16s, v16i, v16_set1, v16_sel)
 static inline A512 float v16_sum(v16s a) {
   v8 lo, hi;
   __builtin_memcpy(&lo, &a, sizeof lo);
