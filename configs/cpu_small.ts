@@ -1,7 +1,7 @@
 /**
  * The CPU main job's model (docs/training.md, ../shared/reference/learning_to_read.md): a small hybrid
- * (attention, Mamba, attention), d_model 128, short packed rows, dense supervision (several questions
- * per set of documents), a gold-only curriculum first, and counterfactual augmentation.
+ * (attention, Mamba, attention), d_model 128, copy pretraining, short packed rows, dense supervision
+ * (several questions per set of documents), a gold-only curriculum first, and counterfactual augmentation.
  */
 import type { TrainConfig } from "../src/train/config.ts";
 
@@ -14,7 +14,9 @@ export default {
   threads: 2,
   deviceBatch: 8,
   gradAccum: 1,
-  pretrainSteps: 300,
+  // copy pretraining (documents with fresh names, shown twice): copying is learned without memorising the training facts
+  pretrainSteps: 1200,
+  pretrainCopy: true,
   steps: 3000,
   warmupSteps: 20,
   warmdownFrac: 0.5,

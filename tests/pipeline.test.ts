@@ -13,7 +13,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("nanorag pipeline (tiny)", () => {
   test("world -> KB -> tokenizer -> pretrain -> RAG -> REFRAG (+RL) -> quality table", () => {
-    const r = cli(["pipeline", "--out", join(dir, "p"), "--entities", "60", "--world-seed", "7", "--vocab-size", "400", "--test-n", "3", ...tiny, "--steps", "4", "--pretrain-steps", "3", "--refrag-steps", "3", "--rl-steps", "2", "--use-rewards"]);
+    const r = cli(["pipeline", "--out", join(dir, "p"), "--entities", "60", "--world-seed", "7", "--vocab-size", "400", "--test-n", "3", ...tiny, "--steps", "4", "--pretrain-steps", "3", "--pretrain-copy", "true", "--refrag-steps", "3", "--rl-steps", "2", "--use-rewards"]);
     expect(r.code).toBe(0);
     for (const mode of ["closed", "rag", "refrag"]) expect(r.stdout).toContain(`| ${mode} | single |`);
     expect(r.stdout).toContain("After REFRAG (multi-hop SFT + RL)");
