@@ -56,13 +56,18 @@ static void flash_head(const AttnArgs *a, const float *q, const float *k, const 
   int kend = a->pos0 + Tq < Tk ? a->pos0 + Tq : Tk;
   for (int k0 = 0; k0 < kend; k0 += KT) {
     int kn = kend - k0 < KT ? kend - k0 : KT;
-    sgemm_pack_b(pk, 1, kn, hd, k + (size_t)k0 * a->ks, a->ks);  /* K tile as op(B) = K^T: hd x kn */
-    sgemm_pack_b(pv, 0, hd, kn, v + (size_t)k0 * a->ks, a->ks);  /* V tile: kn x hd */
+    /* one query (decode): the one-row products read K and V in place; packing them would cost more */
+    int pack = Tq > 1;
+    if (pack) {
+      sgemm_pack_b(pk, 1, kn, hd, k + (size_t)k0 * a->ks, a->ks);  /* K tile as op(B) = K^T: hd x kn */
+      sgemm_pack_b(pv, 0, hd, kn, v + (size_t)k0 * a->ks, a->ks);  /* V tile: kn x hd */
+    }
     int first = k0 - a->pos0; /* the first query row that sees key k0 */
     if (first < 0) first = 0;
     for (int i0 = first / QB * QB; i0 < Tq; i0 += QB) {
       int rows = Tq - i0 < QB ? Tq - i0 : QB;
-      sgemm_st_packed(0, rows, kn, hd, q + (size_t)i0 * a->qs, a->qs, pk, S, KT, 0, tid);
+      if (pack) sgemm_st_packed(0, rows, kn, hd, q + (size_t)i0 * a->qs, a->qs, pk, S, KT, 0, tid);
+      else sgemm_st(0, 1, rows, kn, hd, q + (size_t)i0 * a->qs, a->qs, k + (size_t)k0 * a->ks, a->ks, S, KT, 0, tid);
       for (int r = 0; r < rows; r++) {
         float *srow = S + (size_t)r * KT;
         int gr = i0 + r, lim = a->pos0 + gr + 1 - k0; /* visible keys in this tile: [0, lim) */
@@ -92,7 +97,8 @@ static void flash_head(const AttnArgs *a, const float *q, const float *k, const 
         if (corr != 1.0f)
           for (int c = 0; c < hd; c++) o[(size_t)gr * a->os + c] *= corr;
       }
-      sgemm_st_packed(0, rows, hd, kn, S, KT, pv, o + (size_t)i0 * a->os, a->os, 1, tid);
+      if (pack) sgemm_st_packed(0, rows, hd, kn, S, KT, pv, o + (size_t)i0 * a->os, a->os, 1, tid);
+      else sgemm_st(0, 0, rows, hd, kn, S, KT, v + (size_t)k0 * a->ks, a->ks, o + (size_t)i0 * a->os, a->os, 1, tid);
     }
   }
   for (int r = 0; r < Tq; r++) {

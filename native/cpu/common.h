@@ -135,6 +135,8 @@ void sgemm_st(int ta, int tb, int M, int N, int K, const float *A, int lda, cons
               float *C, int ldc, int acc, int tid);
 void sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
            float *C, int ldc, int acc);
+/* gemv.c: columns [n0, n1) of one-row c (+)= a . op(B), bit-identical to the GEMM's row */
+void gemv(int tb, int n0, int n1, int K, const float *a, const float *B, long ldb, float *c, int acc);
 /* Pack op(B) (K x N) once, then run several products against it (single-threaded). */
 size_t sgemm_packed_size(int N, int K);
 void sgemm_pack_b(float *dst, int tb, int N, int K, const float *B, int ldb);

@@ -155,6 +155,10 @@ static void pack_b(float *dst, int tb, const float *B, int ldb, int k0, int kc, 
 static void sgemm_core(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                        float *C, int ldc, int acc, int tid, const float *prepacked) {
   if (M <= 0 || N <= 0) return;
+  if (M == 1 && !ta && !prepacked) { /* one row: stream B once instead of packing it */
+    gemv(tb, 0, N, K, A, B, ldb, C, acc);
+    return;
+  }
   if (K <= 0) {
     if (!acc)
       for (int i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, N * sizeof(float));
@@ -284,10 +288,42 @@ static void gemm_task(void *c, int t, int tid) {
   }
 }
 
+typedef struct {
+  int tb, N, K, ldb, acc, chunk;
+  const float *a, *B;
+  float *c;
+} GemvCtx;
+
+static void gemv_task(void *x, int t, int tid) {
+  GemvCtx *g = x;
+  int n0 = t * g->chunk, n1 = n0 + g->chunk < g->N ? n0 + g->chunk : g->N;
+  gemv(g->tb, n0, n1, g->K, g->a, g->B, g->ldb, g->c, g->acc);
+}
+
+/* Threads pay for a one-row product only from ~1 MB of B on (lm_head, not a layer's small matrices);
+ * slabs of at least 64k weights, in whole 32-column tiles. */
+static void gemv_threaded(int tb, int N, int K, const float *a, const float *B, int ldb, float *c, int acc, int nt) {
+  size_t w = (size_t)N * K;
+  if (nt == 1 || w < ((size_t)1 << 18)) {
+    gemv(tb, 0, N, K, a, B, ldb, c, acc);
+    return;
+  }
+  int parts = nt * 2, minrows = (int)(((size_t)1 << 16) / (size_t)K) + 1;
+  int chunk = (N + parts - 1) / parts;
+  if (chunk < minrows) chunk = minrows;
+  chunk = (chunk + 31) / 32 * 32;
+  GemvCtx g = {tb, N, K, ldb, acc, chunk, a, B, c};
+  pool_run(gemv_task, &g, (N + chunk - 1) / chunk);
+}
+
 void sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
            int ldc, int acc) {
   pick_isa();
   int nt = pool_size();
+  if (M == 1 && !ta) {
+    gemv_threaded(tb, N, K, A, B, ldb, C, acc, nt);
+    return;
+  }
   double flops = 2.0 * M * N * K;
   if (nt == 1 || flops < 2e5) {
     sgemm_st(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc, 0);

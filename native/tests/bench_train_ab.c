@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "nanorag.h"
+#include "ab_clock.h"
 
 typedef struct {
   nr_model *(*model_new)(const int32_t *, int, const float *, int, const char *, uint32_t);
@@ -20,15 +20,6 @@ typedef struct {
   int64_t (*num_params)(const nr_model *);
 } Lib;
 
-static double clock_s(clockid_t c) {
-  struct timespec t;
-  clock_gettime(c, &t);
-  return t.tv_sec + t.tv_nsec * 1e-9;
-}
-static int by_value(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv) {
   if (argc < 9) {

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "../cpu/common.h"
 
 static float frand(void) { return (float)rand() / RAND_MAX * 2 - 1; }
@@ -43,6 +44,29 @@ int main(void) {
             }
             free(A); free(B); free(C); free(R);
           }
+  }
+  /* a one-row product (gemv.c) must equal, bit for bit, that row of a GEMM: decode == full forward */
+  int gv[][2] = {{1, 1}, {37, 300}, {100, 70}, {64, 600}, {4096, 256}, {33, 1030}};
+  for (int th = 1; th <= 2; th++) {
+    nr_set_threads(th);
+    for (unsigned si = 0; si < sizeof gv / sizeof gv[0]; si++)
+      for (int tb = 0; tb < 2; tb++)
+        for (int acc = 0; acc < 2; acc++) {
+          int M = 3, N = gv[si][0], K = gv[si][1], lda = K + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
+          float *A = malloc(sizeof(float) * M * lda), *B = malloc(sizeof(float) * (tb ? N : K) * ldb);
+          float *C = malloc(sizeof(float) * M * ldc), *row = malloc(sizeof(float) * N);
+          for (int i = 0; i < M * lda; i++) A[i] = frand();
+          for (int i = 0; i < (tb ? N : K) * ldb; i++) B[i] = frand();
+          for (int i = 0; i < M * ldc; i++) C[i] = frand();
+          memcpy(row, C + ldc, sizeof(float) * N);
+          sgemm(0, tb, M, N, K, A, lda, B, ldb, C, ldc, acc);
+          sgemm(0, tb, 1, N, K, A + lda, lda, B, ldb, row, N, acc);
+          if (memcmp(row, C + ldc, sizeof(float) * N)) {
+            printf("FAIL one-row product != GEMM row th=%d N=%d K=%d tb=%d acc=%d\n", th, N, K, tb, acc);
+            fails++;
+          }
+          free(A); free(B); free(C); free(row);
+        }
   }
   double worst = 0;
   for (float x = -87.0f; x < 88.0f; x += 0.0137f) {
