@@ -12,14 +12,12 @@
  * medians over --reps; wall and CPU time both, since
  * on a shared machine CPU time is what load does not distort. Markdown on stdout, progress on stderr.
  */
-import { readFileSync } from "node:fs";
 import { generateWorld } from "../src/data/synthetic.ts";
 import { engineInfo, Model, setThreads } from "../src/engine/index.ts";
 import { type RagDoc, render } from "../src/rag/template.ts";
 import { trainBpe } from "../src/tokenizer/train.ts";
+import { argv, cpuMs, load, median, opt, say } from "./measure.ts";
 
-const argv = process.argv.slice(2);
-const opt = (k: string, d: string) => (argv.includes(k) ? argv[argv.indexOf(k) + 1]! : d);
 const THREADS = Number(opt("--threads", "2"));
 const REPS = Number(opt("--reps", "5"));
 const JSONOUT = argv.includes("--json");
@@ -27,13 +25,6 @@ const DOCS = [1, 5, 10, 20];
 const DOC_TOKENS = 125;
 const DECODE = 64;
 setThreads(THREADS);
-const say = (s: string) => process.stderr.write(`${s}\n`);
-const load = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
-const cpuMs = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 // Equal size: a T layer (attention + MLP) holds ~1.8x the weights of an M layer (Mamba-1, expand 2).
 const D = 256, VOCAB = 4096;

@@ -13,54 +13,62 @@
 /* accumulate the block's chain into c (first block of a non-accumulating product: store) */
 static inline __m256 merge(__m256 c, __m256 chain, int store) { return store ? chain : _mm256_add_ps(c, chain); }
 
-/* out[j][i] = r[i][j]: eight rows of eight k become eight k-vectors across the rows (gathers would do
- * the same but are microcoded and far slower on CPUs with the gather-data-sampling mitigation) */
-static inline void transpose8(__m256 r[8]) {
-  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20); r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20); r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31); r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31); r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+/* Columns j of the 8 x 8 block w[i * ldb + k + j] (rows i, k-offsets j): col[j][i]. Each 256-bit row
+ * pairs rows i and i + 4 (the insert runs on any port), so a 4 x 4 transpose per 128-bit lane finishes
+ * it: 8 unpacks and 4 shuffles, with blends for the rest, keep the shuffle port at 12 (a plain 8 x 8
+ * transpose needs 24) per 64 weights. Gathers would need none but are microcoded and far slower with the
+ * gather-data-sampling mitigation. */
+static inline void columns8(const float *w, long ldb, int k, __m256 col[8]) {
+  for (int h = 0; h < 2; h++) { /* h = 0: k..k+3, h = 1: k+4..k+7 */
+    __m256 r[4];
+    for (int i = 0; i < 4; i++)
+      r[i] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(w + i * ldb + k + 4 * h)),
+                                  _mm_loadu_ps(w + (i + 4) * ldb + k + 4 * h), 1);
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 v0 = _mm256_shuffle_ps(t0, t2, 0x4E), v1 = _mm256_shuffle_ps(t1, t3, 0x4E);
+    col[4 * h + 0] = _mm256_blend_ps(t0, v0, 0xCC);
+    col[4 * h + 1] = _mm256_blend_ps(v0, t2, 0xCC);
+    col[4 * h + 2] = _mm256_blend_ps(t1, v1, 0xCC);
+    col[4 * h + 3] = _mm256_blend_ps(v1, t3, 0xCC);
+  }
 }
 
-/* the chain of rows w[0..7] (stride ldb) over k in [k0, ke), from zero */
-static inline __m256 chain8(const float *w, long ldb, const float *a, int k0, int ke) {
-  __m256 s = _mm256_setzero_ps();
+/* G groups of 8 rows from w (stride ldb), their chains over k in [k0, ke) from zero, kept independent
+ * in one loop so that the FMA latency of one group hides behind the others' loads and shuffles */
+static inline void chains(int G, const float *w, long ldb, const float *a, int k0, int ke, __m256 *s) {
+  for (int g = 0; g < G; g++) s[g] = _mm256_setzero_ps();
   int k = k0;
-  for (; k + 8 <= ke; k += 8) {
-    __m256 r[8];
-    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(w + i * ldb + k);
-    transpose8(r);
-    for (int j = 0; j < 8; j++) s = _mm256_fmadd_ps(_mm256_set1_ps(a[k + j]), r[j], s);
+  for (; k + 8 <= ke; k += 8)
+    for (int g = 0; g < G; g++) {
+      __m256 col[8];
+      columns8(w + 8 * g * ldb, ldb, k, col);
+      for (int j = 0; j < 8; j++) s[g] = _mm256_fmadd_ps(_mm256_set1_ps(a[k + j]), col[j], s[g]);
+    }
+  for (; k < ke; k++)
+    for (int g = 0; g < G; g++) {
+      const float *x = w + 8 * g * ldb + k;
+      __m256 col = _mm256_setr_ps(x[0], x[ldb], x[2 * ldb], x[3 * ldb], x[4 * ldb], x[5 * ldb], x[6 * ldb], x[7 * ldb]);
+      s[g] = _mm256_fmadd_ps(_mm256_set1_ps(a[k]), col, s[g]);
+    }
+}
+
+/* rows [n, n + 8G) */
+static inline void rows_bt(int G, int n, int K, const float *a, const float *B, long ldb, float *c, int acc) {
+  __m256 r[2], s[2];
+  for (int g = 0; g < G; g++) r[g] = _mm256_loadu_ps(c + n + 8 * g);
+  for (int k0 = 0; k0 < K; k0 += GEMV_KC) {
+    int ke = K - k0 < GEMV_KC ? K : k0 + GEMV_KC, st = k0 == 0 && !acc;
+    chains(G, B + (size_t)n * ldb, ldb, a, k0, ke, s);
+    for (int g = 0; g < G; g++) r[g] = merge(r[g], s[g], st);
   }
-  for (; k < ke; k++) {
-    __m256 col = _mm256_setr_ps(w[k], w[ldb + k], w[2 * ldb + k], w[3 * ldb + k], w[4 * ldb + k], w[5 * ldb + k],
-                                w[6 * ldb + k], w[7 * ldb + k]);
-    s = _mm256_fmadd_ps(_mm256_set1_ps(a[k]), col, s);
-  }
-  return s;
+  for (int g = 0; g < G; g++) _mm256_storeu_ps(c + n + 8 * g, r[g]);
 }
 
 static void gemv_bt(int n0, int n1, int K, const float *a, const float *B, long ldb, float *c, int acc) {
   int n = n0;
-  for (; n + 16 <= n1; n += 16) { /* two row groups: their FMA chains overlap with the other's shuffles */
-    const float *w = B + (size_t)n * ldb;
-    __m256 c0 = _mm256_loadu_ps(c + n), c1 = _mm256_loadu_ps(c + n + 8);
-    for (int k0 = 0; k0 < K; k0 += GEMV_KC) {
-      int ke = K - k0 < GEMV_KC ? K : k0 + GEMV_KC, st = k0 == 0 && !acc;
-      c0 = merge(c0, chain8(w, ldb, a, k0, ke), st);
-      c1 = merge(c1, chain8(w + 8 * ldb, ldb, a, k0, ke), st);
-    }
-    _mm256_storeu_ps(c + n, c0);
-    _mm256_storeu_ps(c + n + 8, c1);
-  }
+  for (; n + 16 <= n1; n += 16) rows_bt(2, n, K, a, B, ldb, c, acc);
+  for (; n + 8 <= n1; n += 8) rows_bt(1, n, K, a, B, ldb, c, acc);
   for (; n < n1; n++) { /* leftover rows, one scalar chain each */
     const float *w = B + (size_t)n * ldb;
     float r = c[n];
