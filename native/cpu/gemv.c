@@ -39,12 +39,15 @@ static inline void columns8(const float *w, long ldb, int k, __m256 col[8]) {
 static inline void chains(int G, const float *w, long ldb, const float *a, int k0, int ke, __m256 *s) {
   for (int g = 0; g < G; g++) s[g] = _mm256_setzero_ps();
   int k = k0;
-  for (; k + 8 <= ke; k += 8)
+  for (; k + 8 <= ke; k += 8) {
+    if (!(k & 15)) /* the next tile's rows, one line each per 16 k: its loads then hit the cache */
+      for (int i = 0; i < 8 * G; i++) _mm_prefetch((const char *)(w + (8 * G + i) * ldb + k), _MM_HINT_T0);
     for (int g = 0; g < G; g++) {
       __m256 col[8];
       columns8(w + 8 * g * ldb, ldb, k, col);
       for (int j = 0; j < 8; j++) s[g] = _mm256_fmadd_ps(_mm256_set1_ps(a[k + j]), col[j], s[g]);
     }
+  }
   for (; k < ke; k++)
     for (int g = 0; g < G; g++) {
       const float *x = w + 8 * g * ldb + k;
