@@ -122,7 +122,9 @@ int nr_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* ---- thread pool (pool.c) ---- */
 typedef void (*task_fn)(void *ctx, int task, int tid);
 void pool_run(task_fn fn, void *ctx, int ntasks);
-int pool_size(void);
+int pool_size(void); /* 1 while serial */
+/* on: tasks run on the caller, no wake-ups (one-row decode steps, see infer.c) */
+void pool_serial(int on);
 /* Per-thread growable scratch; slot 0..3. Contents are not preserved across calls. */
 float *pool_scratch(int tid, int slot, size_t nfloats);
 /* Parallel for over [0,n) in nchunks contiguous chunks: fn(ctx, begin, end, tid). */

@@ -61,6 +61,10 @@ int nr_state_forward(nr_model *m, nr_state *s, const int32_t *tok, int Tn, float
       }
   }
   if (acts_ensure(m, B, Tn, 0)) return -1;
+  /* One row per step: ~15 parallel regions of 10-200 us each, where waking a second thread costs as
+   * much as the region, and on a loaded machine a descheduled worker stalls every one of them (2
+   * threads measured 2x slower than 1, docs/benchmarks.md "Decode"). Results do not depend on it. */
+  pool_serial(B * Tn == 1);
   model_forward(m, tok, B, Tn, s);
   s->pos += Tn;
   if (all_positions) {
@@ -72,6 +76,7 @@ int nr_state_forward(nr_model *m, nr_state *s, const int32_t *tok, int Tn, float
     classifier(m, tmp, NULL, NULL, B, 0.0f, NULL, NULL, NULL, logits);
     free(tmp);
   }
+  pool_serial(0);
   return 0;
 }
 

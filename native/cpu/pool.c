@@ -39,6 +39,7 @@ static struct {
   int ntasks;
   int stop;
   int start_gen;
+  int serial; /* pool_serial: run every task on the caller */
 } P = {.n = 1, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 static float *g_scratch[MAX_THREADS][NSLOTS];
@@ -110,11 +111,12 @@ int nr_set_threads(int n) {
 }
 
 int nr_get_threads(void) { return P.n; }
-int pool_size(void) { return P.n; }
+int pool_size(void) { return P.serial ? 1 : P.n; }
+void pool_serial(int on) { P.serial = on; }
 
 void pool_run(task_fn fn, void *ctx, int ntasks) {
   if (ntasks <= 0) return;
-  if (P.n == 1 || ntasks == 1) {
+  if (pool_size() == 1 || ntasks == 1) {
     for (int t = 0; t < ntasks; t++) fn(ctx, t, 0);
     return;
   }
@@ -150,7 +152,7 @@ static void for_task(void *c, int t, int tid) {
 
 void pool_for(range_fn fn, void *ctx, int n, int min_chunk) {
   if (n <= 0) return;
-  if (P.n == 1 || n < 2 * min_chunk) { /* too little work to be worth a wake-up */
+  if (pool_size() == 1 || n < 2 * min_chunk) { /* too little work to be worth a wake-up */
     fn(ctx, 0, n, 0);
     return;
   }
