@@ -17,7 +17,8 @@ export default {
   // copy pretraining (documents with fresh names, shown twice): copying is learned without memorising the training facts
   pretrainSteps: 1200,
   pretrainCopy: true,
-  steps: 3000,
+  // validation EM still rises at 3000 steps (0.52); 4500 measured 0.58 on test (0.68 after REFRAG), 17 min at load 3
+  steps: 4500,
   warmupSteps: 20,
   warmdownFrac: 0.5,
   evalEvery: 500,
