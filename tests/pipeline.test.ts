@@ -74,4 +74,34 @@ describe("nanorag pipeline (tiny)", () => {
     expect(again.code).toBe(2);
     expect(again.stderr).toContain("config differs from the checkpoint's in lrMatrix");
   }, 60_000);
+  test("train --task prepares its dataset into <out>/data and builds a missing KB; bad task specs exit 2", () => {
+    const tok = join(dir, "p", "tokenizer.json");
+    const out = join(dir, "task");
+    const kb = join(dir, "task-kb.db");
+    const args = ["train", "--task", "synthetic:entities=40,seed=3", "--kb", kb, "--tokenizer", tok, "--out", out, ...tiny, "--steps", "2", "--eval-split", "val", "--eval-n", "2", "--json"];
+    const r = cli(args);
+    expect(r.code).toBe(0);
+    const manifest = JSON.parse(readFileSync(join(out, "data", "manifest.json"), "utf8"));
+    expect(manifest).toMatchObject({ mode: "synthetic", seed: 3, options: { entities: 40 } });
+    expect(existsSync(kb)).toBe(true);
+    expect(JSON.parse(r.stdout).quality.modes.rag.all.n).toBe(2);
+    // the same task again reuses the folder and the KB as they are
+    const before = readFileSync(join(out, "data", "train.jsonl"));
+    expect(cli([...args, "--steps", "1"]).code).toBe(0);
+    expect(readFileSync(join(out, "data", "train.jsonl"))).toEqual(before);
+    for (const [spec, message] of [
+      ["synthetc", 'unknown task "synthetc" (known: synthetic, hotpotqa). Did you mean "synthetic"?'],
+      ["synthetic:entites=4", 'unknown setting "entites" (known: entities, seed). Did you mean "entities"?'],
+      ["synthetic:entities=x", "entities must be a number"],
+      ["hotpotqa", "--task hotpotqa needs input=FILE"],
+    ]) {
+      const bad = cli(["train", "--task", spec!, "--kb", join(dir, "none.db"), "--out", join(dir, "bad")]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain(message!);
+    }
+    const both = cli(["train", "--task", "synthetic", "--data", join(out, "data"), "--kb", kb]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain("exactly one of --data DIR");
+    expect(existsSync(join(dir, "none.db"))).toBe(false);
+  }, 60_000);
 });

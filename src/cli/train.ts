@@ -4,6 +4,7 @@ import { UserError } from "../errors.ts";
 import { log } from "../log.ts";
 import { buildConfig, configArgs, configOverrides, loadNamed } from "../train/config.ts";
 import { loadDataset } from "../train/data.ts";
+import { materializeTask, TASK_NAMES } from "../train/task.ts";
 import { formatQuality, quality, runTrain } from "../train/run.ts";
 import { Kb } from "../kb/kb.ts";
 import { loadPlugins } from "../retrieval/host.ts";
@@ -22,7 +23,8 @@ export default defineCommand({
   },
   args: {
     kb: { type: "string", description: "Knowledge-base file the retriever searches", required: true, valueHint: "FILE" },
-    data: { type: "string", description: "Dataset folder from `nanorag prepare` (documents.jsonl, train/val[/test].jsonl)", required: true, valueHint: "DIR" },
+    data: { type: "string", description: "Dataset folder from `nanorag prepare` (documents.jsonl, train/val[/test].jsonl); or use --task", valueHint: "DIR" },
+    task: { type: "string", description: `A dataset this command prepares into <out>/data instead of --data: ${TASK_NAMES.join(", ")} (synthetic:entities=N,seed=S; hotpotqa:input=FILE); builds --kb from it when the file does not exist`, valueHint: "NAME[:k=v,...]" },
     tokenizer: { type: "string", description: "Tokenizer file (default: the one the --source checkpoint names)", valueHint: "FILE" },
     source: { type: "string", description: "scratch, or a checkpoint folder (e.g. a pretrain run)", default: "scratch", valueHint: "scratch|DIR" },
     config: { type: "string", description: "Named config (cpu_tiny, cpu_small, rag_hybrid_d20, rag_mamba_d20, refrag_hybrid_d20) or a .ts/.json file", valueHint: "NAME|FILE" },
@@ -38,17 +40,21 @@ export default defineCommand({
     ...configArgs(),
   },
   async run({ args, rawArgs }) {
+    if (Boolean(args.data) === Boolean(args.task)) throw new UserError("train needs exactly one of --data DIR (from `nanorag prepare`) and --task NAME");
     const named = await loadNamed(args.config);
-    const job = await startTraining(["train", ...rawArgs], args, buildConfig(named, configOverrides(args as Record<string, unknown>)));
+    const config = buildConfig(named, configOverrides(args as Record<string, unknown>));
+    const outDir = args.out ?? "runs/train";
+    // Prepared once, before any worker starts: the workers of a multi-process job find it in place.
+    const dataDir = args.task ? await materializeTask(args.task, outDir, args.kb, config.retriever) : args.data!;
+    const job = await startTraining(["train", ...rawArgs], args, config);
     if ("exitCode" in job) {
       process.exitCode = job.exitCode;
       return;
     }
     const { cfg, group } = job;
-    const ds = loadDataset(args.data);
+    const ds = loadDataset(dataDir);
     const kb = await openKb({ kb: args.kb, plugins: args.plugins });
     try {
-      const outDir = args.out ?? "runs/train";
       const r = await runTrain({ cfg, outDir, ds, kb, tokenizer: args.tokenizer, source: args.source ?? "scratch", refrag: Boolean(args.refrag), resume: Boolean(args.resume), wandb: args.wandb, group });
       if (r.interrupted) {
         process.exitCode = 130;
