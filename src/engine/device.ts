@@ -32,7 +32,8 @@ export function cudaLibraryCandidates(): string[] {
   return [...new Set(places)];
 }
 
-type Probe = { ok: true; path: string; engine: Engine; count: number } | { ok: false; why: string };
+/** `detail`: the rest of the library's reason (every place cuBLAS was searched), for --device cuda's error. */
+type Probe = { ok: true; path: string; engine: Engine; count: number } | { ok: false; why: string; detail?: string };
 
 /** Loads the CUDA library and asks it for devices, without making it the engine in use. */
 function probeCuda(): Probe {
@@ -47,7 +48,10 @@ function probeCuda(): Probe {
   }
   const why = Buffer.alloc(1024);
   const count = engine.nr_device_count(why, why.length);
-  if (count <= 0) return { ok: false, why: `${path} found no usable CUDA device: ${why.toString("utf8", 0, Math.max(0, why.indexOf(0)))}` };
+  if (count <= 0) {
+    const [first, ...rest] = why.toString("utf8", 0, Math.max(0, why.indexOf(0))).split("; ");
+    return { ok: false, why: `${path} found no usable CUDA device: ${first}`, detail: rest.join("; ") || undefined };
+  }
   return { ok: true, path, engine, count };
 }
 
@@ -65,8 +69,9 @@ export function selectDevice(flag: DeviceFlag = "auto", index = 0): Device {
   if (flag === "cpu") return cpuDevice();
   const p = probeCuda();
   if (!p.ok) {
-    if (flag === "cuda") throw new UserError(`--device cuda: ${p.why}`);
-    log.info(`--device auto: running on the CPU because ${p.why}`);
+    if (flag === "cuda") throw new UserError(`--device cuda: ${p.why}${p.detail ? `; ${p.detail}` : ""}`);
+    // On a machine without a GPU the list of cuBLAS places would be noise on every run: auto names the cause.
+    log.info(`--device auto: running on the CPU because ${p.why}${p.detail ? " (--device cuda says more)" : ""}`);
     return cpuDevice();
   }
   if (index >= p.count) throw new UserError(`--device ${flag}: this process needs GPU ${index} but ${p.path} sees ${p.count}`);
