@@ -74,7 +74,7 @@ const loaded = MODELS.map((m) => {
   const model = Model.create({ vocab_size: tok.vocabSize, n_layer: m.pattern.length, n_embd: D, n_head: 4, n_kv_head: 4, block_pattern: m.pattern, sequence_len: 4096, mlp_hidden: 4 * D }, 1);
   return { ...m, model, state: model.newState(1, 4096), cells: [] as Cell[] };
 });
-process.stdout.write(JSONOUT ? "" : `Answer latency (${engineInfo()}): ${THREADS} threads, d_model ${D}, vocab ${VOCAB}, untrained weights; load average ${load()} at start\n\n`);
+process.stdout.write(JSONOUT ? "" : `Answer latency (${engineInfo()}): ${THREADS} threads, d_model ${D}, vocab ${tok.vocabSize} (asked ${VOCAB}), untrained weights; load average ${load()} at start\n\n`);
 for (const k of DOCS) {
   say(`${k} documents ...`);
   // The models take turns within each repetition, so a change in the machine's load hits all three.
