@@ -106,9 +106,8 @@ export function latestCheckpointDir(outDir: string): string {
   return dir;
 }
 
-/** Reads a run's "latest" checkpoint for --resume. */
-export function loadResume(outDir: string): { model: Model; state: LoopState; meta: Record<string, unknown> } {
-  const dir = latestCheckpointDir(outDir);
+/** Reads a "latest" checkpoint folder (from latestCheckpointDir) for --resume. */
+export function loadResume(dir: string): { model: Model; state: LoopState; meta: Record<string, unknown> } {
   if (!existsSync(join(dir, "config.json"))) throw new UserError(`--resume: no checkpoint at ${dir} (nothing to resume; run without --resume)`);
   const { model, meta } = loadCheckpoint(dir);
   const loop = meta.loop as LoopState | undefined;

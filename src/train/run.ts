@@ -60,8 +60,7 @@ export function sourceModel(source: string, cfg: TrainConfig, vocab: number): { 
 }
 
 /** Resume: the saved config must match the one given now (steps may grow), and so must the number of processes (it sets the batch). */
-function checkResumeConfig(outDir: string, cfg: TrainConfig, group: ProcessGroup | null | undefined): void {
-  const dir = latestCheckpointDir(outDir);
+function checkResumeConfig(dir: string, cfg: TrainConfig, group: ProcessGroup | null | undefined): void {
   const saved = checkpointConfig(dir);
   if (!saved) return;
   const diff = Object.keys(cfg).filter((k) => !["steps", "rlSteps", "refragSteps", "pretrainSteps", "evalEvery", "saveEvery", "evalQuestions", "threads", "recompute"].includes(k) && JSON.stringify(saved[k]) !== JSON.stringify(cfg[k as keyof TrainConfig]));
@@ -70,9 +69,13 @@ function checkResumeConfig(outDir: string, cfg: TrainConfig, group: ProcessGroup
   if (was !== now) throw new UserError(`--resume: ${dir} was trained by ${was} process(es), this run has ${now}; the batch (device batch x processes) would change, so resume with the same --nproc-per-node and --nnodes`);
 }
 
-function stageResume(outDir: string, want: boolean): { model: Model; state: LoopState } | null {
-  if (!want || !existsSync(join(latestCheckpointDir(outDir), "config.json"))) return null;
-  const r = loadResume(outDir);
+/** With --resume: the stage's latest checkpoint (repaired if a kill interrupted its save), checked against this run; null when there is none. */
+function stageResume(outDir: string, want: boolean, cfg: TrainConfig, group: ProcessGroup | null | undefined): { model: Model; state: LoopState } | null {
+  if (!want) return null;
+  const dir = latestCheckpointDir(outDir);
+  if (!existsSync(join(dir, "config.json"))) return null;
+  checkResumeConfig(dir, cfg, group);
+  const r = loadResume(dir);
   log.info(`resuming ${outDir} at step ${r.state.step}`);
   return { model: r.model, state: r.state };
 }
@@ -96,8 +99,7 @@ export async function runPretrain(o: PretrainOptions): Promise<{ model: Model; t
   else if (existsSync(tokenizerPath) && lead) tok = Tokenizer.load(tokenizerPath);
   else tok = trainTokenizer(o.texts, o.vocabSize ?? 2048, lead ? tokenizerPath : null);
   await o.group?.agree("tokenizer", String(Bun.hash(JSON.stringify(tok.toFile()))));
-  if (o.resume) checkResumeConfig(o.outDir, o.cfg, o.group);
-  const res = stageResume(o.outDir, Boolean(o.resume));
+  const res = stageResume(o.outDir, Boolean(o.resume), o.cfg, o.group);
   const model = res?.model ?? newModel(o.cfg, tok.vocabSize);
   const wandb = new Wandb(lead ? o.wandb : undefined);
   await wandb.init(`pretrain-${Date.now()}`, o.cfg as unknown as Record<string, unknown>);
@@ -152,8 +154,7 @@ export async function runTrain(o: TrainOptions): Promise<TrainResult> {
     model = loadCheckpoint(join(stageDirs.sft, "checkpoints", "final")).model;
     log.info(`${stageDirs.sft}: SFT already finished; continuing from its final checkpoint`);
   } else {
-    if (o.resume) checkResumeConfig(stageDirs.sft, cfg, o.group);
-    const res = stageResume(stageDirs.sft, Boolean(o.resume));
+    const res = stageResume(stageDirs.sft, Boolean(o.resume), cfg, o.group);
     model = res?.model ?? sourceModel(o.source, cfg, tok.vocabSize).model;
     const refragCfg = o.refrag ? { ...cfg, multiHopRate: Math.max(cfg.multiHopRate, 0.5) } : cfg;
     const source = new RagSource(tok, o.ds.train, o.ds.docs, retrieve, search, cache, { ...srcOpts, multiHopRate: refragCfg.multiHopRate }, cfg.retriever);
@@ -176,8 +177,7 @@ export async function runTrain(o: TrainOptions): Promise<TrainResult> {
 
   // Stage 2: RL with retrieval in the loop.
   if (o.refrag && cfg.useRewards && cfg.rlSteps > 0) {
-    if (o.resume) checkResumeConfig(stageDirs.rl, cfg, o.group);
-    const res = stageResume(stageDirs.rl, Boolean(o.resume));
+    const res = stageResume(stageDirs.rl, Boolean(o.resume), cfg, o.group);
     if (res) {
       model.free();
       model = res.model;
