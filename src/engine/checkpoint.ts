@@ -8,7 +8,6 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { InputError, UserError } from "../errors.ts";
-import { resolveConfig } from "./config.ts";
 import { Model } from "./model.ts";
 
 export interface StTensor {
