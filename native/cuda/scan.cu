@@ -145,7 +145,7 @@ __global__ void __launch_bounds__(SC_THREADS) scan_bwd_k(ScanArgs s, ScanGrads g
           ddl += l * (A[n] * ah + Bn * uu);
           dA[n] += l * dl * ah;
           float vB = warp_sum(l * dlu), vC = warp_sum(gm * hs[t][n]);
-          if (lane == 0) {
+          if (lane == 0 && w < nw) { /* a block's last warps can lie wholly past d: no row of theirs */
             prow[n] = vB;
             prow[N + n] = vC;
           }
