@@ -38,6 +38,7 @@ libs=(build/libnanorag.so build/libnanorag_cuda.so)
 phase parity 60 ./build/gpu_check "${libs[@]}" parity
 phase train 20 ./build/gpu_check "${libs[@]}" train
 phase scan 15 ./build/gpu_check "${libs[@]}" scan
+phase nccl 20 ./build/gpu_check "${libs[@]}" nccl
 phase speed+memory 200 env GPU_CHECK_SPEED_BUDGET_S=150 ./build/gpu_check "${libs[@]}" speed memory
 phase torch 100 python3 ../bench/gpu/torch_peer.py --budget 85
 say "total: $(($(date +%s) - start)) s, status $status"

@@ -277,6 +277,7 @@ void attn_block_forward(nr_model *m, Lay *l, float *x, int B, int T, nr_state *s
   rmsnorm_forward(l->xn1, l->rstd1, x, BT, C, c->eps);
   lin_fwd(m, l->qkv, qd, l->xn1, C, m->p + l->h.wqkv, BT, qd, C, 0.0f);
   rope_qknorm_forward(m, l, BT, T, pos0);
+  prof_mark(PROF_T_GEMM);
   AttnArgs at = self_args(m, l, B, T);
   if (!m->train) at.lse = NULL;
   if (s) {
@@ -292,7 +293,9 @@ void attn_block_forward(nr_model *m, Lay *l, float *x, int B, int T, nr_state *s
   }
   if (!s && m->train && m->attn_gemm) attention_gemm_forward(m, l, B, T);
   else attention_forward(&at);
+  prof_mark(PROF_ATTN);
   lin_fwd(m, x, C, l->att, H * hd, m->p + l->h.wo, BT, C, H * hd, 1.0f);
+  prof_mark(PROF_T_GEMM);
   if (l->h.has_mlp) mlp_forward(m, l, x, BT);
 }
 
@@ -303,6 +306,7 @@ void attn_block_backward(nr_model *m, Lay *l, int B, int T) {
   lin_dw(m, m->g + l->h.wo, m->dx, C, l->att, H * hd, BT, C, H * hd);
   float *datt = m->db1, *dqkv = m->db2;
   lin_dx(m, datt, H * hd, m->dx, C, m->p + l->h.wo, BT, C, H * hd, 0.0f);
+  prof_mark(PROF_T_GEMM);
   AttnArgs at = self_args(m, l, B, T);
   if (m->attn_gemm) {
     attn_dsum_k<<<cdiv((long)B * H * T * 32, 256), 256, 0, g_stream>>>(m->red, at, datt);
@@ -310,8 +314,10 @@ void attn_block_backward(nr_model *m, Lay *l, int B, int T) {
   } else {
     attention_backward(&at, datt, m->red, dqkv, dqkv + H * hd, dqkv + (H + Hkv) * hd);
   }
+  prof_mark(PROF_ATTN);
   rope_qknorm_backward(m, l, dqkv, BT, T);
   lin_dw(m, m->g + l->h.wqkv, dqkv, qd, l->xn1, C, BT, qd, C);
   lin_dx(m, m->dxn, C, dqkv, qd, m->p + l->h.wqkv, BT, qd, C, 0.0f);
   rmsnorm_backward(m->dx, m->dxn, l->xn1, l->rstd1, BT, C, 1);
+  prof_mark(PROF_T_GEMM);
 }

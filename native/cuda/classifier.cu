@@ -4,8 +4,8 @@
  * With cap > 0: l = cap * tanh(raw / cap), dl/draw = 1 - (l/cap)^2. */
 #include "common.cuh"
 
-int cls_rows(int V) {
-  long r = (16L << 20) / (V > 0 ? V : 1);
+int cls_rows(int V) { /* 128M logits a chunk (512 MB): few chunks, so lm_head's fp32 gradient is read and written few times */
+  long r = (128L << 20) / (V > 0 ? V : 1);
   return (int)(r < 64 ? 64 : r > 8192 ? 8192 : r);
 }
 

@@ -57,6 +57,10 @@ struct nr_state {
   size_t bytes;
 };
 
+/* ---- profile.cu: where a step's time goes (the GPU check's breakdown; off unless asked for) ---- */
+enum ProfKind { PROF_START = -1, PROF_EMBED, PROF_T_GEMM, PROF_ATTN, PROF_MLP, PROF_M_GEMM, PROF_SCAN, PROF_CLASSIFIER, PROF_OPTIM, PROF_N };
+void prof_mark(int kind); /* the section that ends here is of this kind */
+
 /* ---- device.cu: process-wide CUDA context ---- */
 extern cudaStream_t g_stream;
 int cu_init(void);                            /* stream + cuBLAS; 0 or nr_fail */
@@ -153,9 +157,11 @@ typedef struct {
   float *hch, *sdl;                      /* chunk states B x nch x N x d, chunk delta sums B x nch x d */
 } ScanArgs;
 void scan_forward(const ScanArgs *s);
-/* du, ddelta written; dAlog, dD accumulate; dB, dC written into dBC (row stride dbcs, C at +N) */
+/* du, ddelta written; dAlog, dD accumulate; dB, dC written into dBC (row stride dbcs, C at +N);
+ * part: B T ceil(d/32) 2N floats, red: scan_backward_scratch(B, T, d, N) floats */
 void scan_backward(const ScanArgs *s, const float *dy, float *du, float *ddelta, float *dAlog, float *dD, float *dBC,
                    int dbcs, float *part, float *red);
+size_t scan_backward_scratch(int B, int T, int d, int N);
 void mamba_block_forward(nr_model *m, Lay *l, float *x, int B, int T, nr_state *s, int layer);
 void mamba_block_backward(nr_model *m, Lay *l, int B, int T);
 /* lm_head + soft cap + weighted CE over BT rows of xf; backward into dxf when non-NULL; lossrow and

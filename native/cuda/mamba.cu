@@ -54,9 +54,12 @@ void mamba_block_forward(nr_model *m, Lay *l, float *x, int B, int T, nr_state *
   dt_fwd_k<<<cdiv(n, 256), 256, 0, g_stream>>>(l->delta, m->p + l->h.dtb, n, di);
   ScanArgs sa = scan_args(m, l, B, T);
   if (s) sa.h0 = sa.hlast = s->ssm[layer];
+  prof_mark(PROF_M_GEMM);
   scan_forward(&sa);
+  prof_mark(PROF_SCAN);
   gate_fwd_k<<<cdiv(n, 256), 256, 0, g_stream>>>(l->o, l->y, l->xz, n, di);
   lin_fwd(m, x, C, l->o, di, m->p + l->h.wout, BT, C, di, 1.0f);
+  prof_mark(PROF_M_GEMM);
   if (l->h.has_mlp) mlp_forward(m, l, x, BT);
 }
 
@@ -69,8 +72,10 @@ void mamba_block_backward(nr_model *m, Lay *l, int B, int T) {
   float *g = m->dd1, *du = m->dd2, *ddelta = m->dd3, *dxz = m->db1, *dxdbl = m->db2;
   lin_dx(m, g, di, m->dx, C, m->p + l->h.wout, BT, C, di, 0.0f);
   gate_bwd_k<<<cdiv(n, 256), 256, 0, g_stream>>>(g, dxz, l->y, l->xz, n, di);
+  prof_mark(PROF_M_GEMM);
   ScanArgs sa = scan_args(m, l, B, T);
   scan_backward(&sa, g, du, ddelta, m->g + l->h.alog, m->g + l->h.dskip, dxdbl + R, xw, m->part, m->red);
+  prof_mark(PROF_SCAN);
   dt_bwd_k<<<cdiv(n, 256), 256, 0, g_stream>>>(ddelta, l->delta, n);
   colsum_add(m->g + l->h.dtb, ddelta, BT, di, di, m->part);
   lin_dw(m, m->g + l->h.wdt, ddelta, di, l->xdbl, xw, BT, di, R);
@@ -82,4 +87,5 @@ void mamba_block_backward(nr_model *m, Lay *l, int B, int T) {
   lin_dw(m, m->g + l->h.win, dxz, 2 * di, l->xn1, C, BT, 2 * di, C);
   lin_dx(m, m->dxn, C, dxz, 2 * di, m->p + l->h.win, BT, 2 * di, C, 0.0f);
   rmsnorm_backward(m->dx, m->dxn, l->xn1, l->rstd1, BT, C, 1);
+  prof_mark(PROF_M_GEMM);
 }

@@ -21,6 +21,7 @@ void mlp_forward(nr_model *m, Lay *l, float *x, int BT) {
   lin_fwd(m, l->fc, F, l->xn2, C, m->p + l->h.wfc, BT, F, C, 0.0f);
   relu2_fwd_k<<<cdiv((long)n, 256), 256, 0, g_stream>>>(l->act, l->fc, n);
   lin_fwd(m, x, C, l->act, F, m->p + l->h.wproj, BT, C, F, 1.0f);
+  prof_mark(PROF_MLP);
 }
 
 void mlp_backward(nr_model *m, Lay *l, int BT) {
@@ -33,4 +34,5 @@ void mlp_backward(nr_model *m, Lay *l, int BT) {
   lin_dw(m, m->g + l->h.wfc, dact, F, l->xn2, C, BT, F, C);
   lin_dx(m, m->dxn, C, dact, F, m->p + l->h.wfc, BT, F, C, 0.0f);
   rmsnorm_backward(m->dx, m->dxn, l->xn2, l->rstd2, BT, C, 1);
+  prof_mark(PROF_MLP);
 }

@@ -181,12 +181,14 @@ static size_t carve(nr_model *m, char *base, int B, int T, int train) {
   m->x = TAKE(BT * C); m->x0n = TAKE(BT * C); m->xf = TAKE(BT * C); m->xlast = TAKE((size_t)B * C);
   m->rstd0 = TAKE(BT); m->rstdf = TAKE(BT); m->lossrow = TAKE(BT); m->w = TAKE(BT); m->mask = TAKE(BT);
   m->tok = (int32_t *)TAKE(BT); m->tgt = (int32_t *)TAKE(BT); m->emb_idx = (int32_t *)TAKE(3 * BT + 1);
-  int CH = cls_rows(c->V);
-  m->logits = TAKE((size_t)CH * V);
+  size_t CH = BT < (size_t)cls_rows(c->V) ? BT : (size_t)cls_rows(c->V); /* the classifier's chunk, at most the batch */
+  m->logits = TAKE(CH * V);
   m->att_s = NULL;
   m->att_p = NULL;
   m->hch = TAKE((size_t)B * nch * N * di); m->sdl = TAKE((size_t)B * nch * di);
-  m->red_cap = MAXZ((size_t)B * c->H * T, (size_t)B * di * (N + 1));
+  bool anyM = false;
+  for (int i = 0; i < c->L; i++) anyM |= m->L[i].h.kind == 'M';
+  m->red_cap = MAXZ((size_t)B * c->H * T, anyM ? scan_backward_scratch(B, T, (int)di, (int)N) : 0);
   m->red = TAKE(m->red_cap);
   m->part_cap = MAXZ(MAXZ(BT * ((di + 31) / 32) * 2 * N, nseg * di * (c->K + 1)), nseg * MAXZ(di, C));
   m->part = TAKE(m->part_cap);
@@ -208,7 +210,7 @@ static size_t carve(nr_model *m, char *base, int B, int T, int train) {
     m->dx = m->dxn = m->db1 = m->db2 = m->dd1 = m->dd2 = m->dd3 = NULL;
   }
   size_t wmax = MAXZ(MAXZ(MAXZ(C, qd), MAXZ(F, 2 * di)), MAXZ(xw, (size_t)c->H * hd));
-  m->bf_cap = MAXZ(BT * wmax, (size_t)CH * V);
+  m->bf_cap = MAXZ(BT * wmax, CH * V);
   m->bfa = (bf16 *)TAKE((m->bf_cap + 1) / 2);
   m->bfb = (bf16 *)TAKE((m->bf_cap + 1) / 2);
 #undef TAKE
@@ -252,6 +254,7 @@ void model_forward(nr_model *m, int B, int T, nr_state *s) {
   embedding_forward(m->xf, m->tok, m->p + c->wte, BT, c->C);
   rmsnorm_forward(m->x0n, m->rstd0, m->xf, BT, c->C, c->eps);
   cudaMemcpyAsync(m->x, m->x0n, sizeof(float) * BT * c->C, cudaMemcpyDeviceToDevice, g_stream);
+  prof_mark(PROF_EMBED);
   for (int i = 0; i < c->L; i++) {
     Lay *l = &m->L[i];
     if (l->xin) cudaMemcpyAsync(l->xin, m->x, sizeof(float) * BT * c->C, cudaMemcpyDeviceToDevice, g_stream);
@@ -259,6 +262,7 @@ void model_forward(nr_model *m, int B, int T, nr_state *s) {
     else mamba_block_forward(m, l, m->x, B, T, s, i);
   }
   rmsnorm_forward(m->xf, m->rstdf, m->x, BT, c->C, c->eps);
+  prof_mark(PROF_EMBED);
 }
 
 /* expects d(xf) in m->dxn */
@@ -270,6 +274,7 @@ void model_backward(nr_model *m, const int32_t *tok, int B, int T) {
     Lay *l = &m->L[i];
     if (l->xin) { /* recomputation: rerun the block from its saved input on a scratch residual */
       cudaMemcpyAsync(m->xr, l->xin, sizeof(float) * BT * c->C, cudaMemcpyDeviceToDevice, g_stream);
+      prof_mark(PROF_EMBED);
       if (l->h.kind == 'T') attn_block_forward(m, l, m->xr, B, T, NULL, i);
       else mamba_block_forward(m, l, m->xr, B, T, NULL, i);
     }
@@ -278,6 +283,7 @@ void model_backward(nr_model *m, const int32_t *tok, int B, int T) {
   }
   rmsnorm_backward(m->dxn, m->dx, m->x0n, m->rstd0, BT, c->C, 0);
   embedding_backward(m, tok, BT);
+  prof_mark(PROF_EMBED);
 }
 
 /* the batch onto the device (weights: 1 per valid target when NULL) */
@@ -308,9 +314,11 @@ static int loss_sums(nr_model *m, const int32_t *tgt, const float *w, int BT, do
 
 extern "C" int nr_step(nr_model *m, const int32_t *tok, const int32_t *tgt, const float *w, int B, int T,
                        float grad_scale, double *out) {
+  prof_mark(PROF_START);
   if (upload_batch(m, tok, tgt, w, B, T, 1)) return -1;
   model_forward(m, B, T, NULL);
   classifier(m, m->xf, m->tgt, w ? m->w : NULL, B * T, grad_scale, m->dxn, NULL, NULL);
+  prof_mark(PROF_CLASSIFIER);
   model_backward(m, tok, B, T);
   return loss_sums(m, tgt, w, B * T, out, "nr_step");
 }

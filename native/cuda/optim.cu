@@ -34,6 +34,7 @@ extern "C" int nr_optim_step(nr_model *m, const float *hp, int n_hp, float *out_
   for (int i = 0; i < NR_HP_N; i++)
     if (!isfinite(hp[i])) return nr_fail("optimizer: hyper-parameter %d is not finite", i);
   double ss;
+  prof_mark(PROF_START);
   if (grad_norm(m, &ss)) return -1;
   float norm = (float)sqrt(ss);
   if (out_norm) *out_norm = norm;
@@ -68,5 +69,6 @@ extern "C" int nr_optim_step(nr_model *m, const float *hp, int n_hp, float *out_
   }
   cudaMemsetAsync(m->g, 0, m->c.nparams * sizeof(float), g_stream);
   params_to_bf16(m);
+  prof_mark(PROF_OPTIM);
   return cu_check("nr_optim_step");
 }

@@ -4,11 +4,11 @@
  * The sequence is cut into chunks of CL steps. Pass 1 runs every chunk from a zero state (in parallel)
  * and keeps its end state and its delta sum (the chunk's decay is exp(A sum delta)); pass 2 walks the
  * chunks of each (b, d, n) to turn those into every chunk's initial state; pass 3 reruns the chunks
- * from their true initial states and writes y. Nothing per step is stored: backward reruns passes 1-2,
- * then walks the chunks in reverse with the adjoint lambda_t = gamma_t C_t + a_{t+1} lambda_{t+1},
- * recomputing each chunk's CL states into thread-local memory first. dB/dC are summed over channels by
- * warp reductions into per-warp partial rows, dA/dD over batch rows through partials: fixed order, no
- * atomics. One thread per channel; NM (16 or 64) bounds d_state. */
+ * from their true initial states and writes y. Nothing per step is stored. Backward mirrors it for the
+ * adjoint lambda_t = gamma_t C_t + a_{t+1} lambda_{t+1}, which runs the other way: it reruns the forward's
+ * passes 1-2 for the chunk states, runs each chunk's adjoint from zero, chains the chunks in reverse,
+ * then reruns every chunk (in parallel) from its true states and adjoint with all the gradients. One
+ * thread per channel; NM (16 or 64) bounds d_state. */
 #include "common.cuh"
 
 #define CL 32
@@ -98,71 +98,121 @@ void scan_forward(const ScanArgs *s) {
 
 struct ScanGrads {
   const float *dy;
-  float *du, *ddelta, *part, *pA, *pD;
+  float *du, *ddelta, *part, *pA, *pD, *lch;
 };
 
-/* one thread per (b, channel); warps are consecutive channels of one b */
+/* Backward pass 1, one block row per chunk: the adjoint lambda_t = gamma_t C_t + a_{t+1} lambda_{t+1} run
+ * back through the chunk from zero; lch gets a_first * lambda_first, the chunk's whole contribution to
+ * the previous chunk's last step (what pass 2 chains, as the forward's pass 2 chains states). */
+template <int NM>
+__global__ void __launch_bounds__(SC_THREADS) scan_adjoint_k(ScanArgs s, ScanGrads g, int nch) {
+  __shared__ float Bs[CL * NM], Cs[CL * NM];
+  int dd = blockIdx.x * blockDim.x + threadIdx.x, c = blockIdx.y, b = blockIdx.z, N = s.N, d = s.d;
+  int t0 = c * CL, len = min(CL, s.T - t0);
+  load_bc(Bs, Cs, s, b, t0, len, NM);
+  __syncthreads();
+  if (dd >= d) return;
+  float A[NM], lam[NM];
+#pragma unroll
+  for (int n = 0; n < NM; n++) {
+    A[n] = n < N ? -expf(s.Alog[(long)dd * N + n]) : 0.0f;
+    lam[n] = 0.0f;
+  }
+  float dnext = 0.0f; /* delta_{t+1}: a_{t+1} = exp(delta_{t+1} A[n]) (lambda is 0 past the chunk's end) */
+  for (int t = len - 1; t >= 0; t--) {
+    long i = ((long)b * s.T + t0 + t) * d + dd;
+    float gm = g.dy[i];
+#pragma unroll
+    for (int n = 0; n < NM; n++)
+      if (n < N) lam[n] = gm * Cs[t * NM + n] + __expf(dnext * A[n]) * lam[n];
+    dnext = s.delta[i];
+  }
+  long hb = ((long)b * nch + c) * N * d + dd;
+#pragma unroll
+  for (int n = 0; n < NM; n++)
+    if (n < N) g.lch[hb + (long)n * d] = __expf(dnext * A[n]) * lam[n];
+}
+
+/* pass 2, per (b, n, d), chunks in reverse: lch[c] becomes mu_c, the term added to lambda at chunk c's
+ * last step (0 for the last chunk), by mu_{c-1} = lch[c] + exp(A sum_c delta) mu_c */
+__global__ void scan_adjoint_combine_k(ScanArgs s, ScanGrads g, int nch) {
+  long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+  int N = s.N, d = s.d;
+  if (i >= (long)s.B * N * d) return;
+  int dd = i % d, n = (i / d) % N, b = i / ((long)d * N);
+  float A = -expf(s.Alog[(long)dd * N + n]), mu = 0.0f;
+  for (int c = nch - 1; c >= 0; c--) {
+    long k = (((long)b * nch + c) * N + n) * d + dd;
+    float S = g.lch[k];
+    g.lch[k] = mu;
+    mu = S + __expf(A * s.sdl[((long)b * nch + c) * d + dd]) * mu;
+  }
+}
+
+/* pass 3, one block row per chunk, one thread per channel (warps are consecutive channels of one b):
+ * the chunk's states recomputed into thread-local memory from its true initial state, then the adjoint
+ * run back from mu_c with every gradient. dB/dC are summed over channels by warp reductions into
+ * per-warp partial rows; dA/dD go to per-(b, chunk) partials: fixed order, no atomics. */
 template <int NM>
 __global__ void __launch_bounds__(SC_THREADS) scan_bwd_k(ScanArgs s, ScanGrads g, int nch) {
   __shared__ float Bs[CL * NM], Cs[CL * NM];
-  int dd = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y, N = s.N, d = s.d, lane = threadIdx.x & 31;
-  int nw = (d + 31) / 32, w = dd >> 5;
+  int dd = blockIdx.x * blockDim.x + threadIdx.x, c = blockIdx.y, b = blockIdx.z, N = s.N, d = s.d;
+  int lane = threadIdx.x & 31, nw = (d + 31) / 32, w = dd >> 5, t0 = c * CL, len = min(CL, s.T - t0);
   bool ok = dd < d;
+  load_bc(Bs, Cs, s, b, t0, len, NM);
+  __syncthreads();
   float A[NM], lam[NM], anext[NM], dA[NM], h0c[NM], hs[CL][NM];
+  long hb = ((long)b * nch + c) * N * d + dd;
 #pragma unroll
   for (int n = 0; n < NM; n++) {
-    A[n] = ok && n < N ? -expf(s.Alog[(long)dd * N + n]) : 0.0f;
-    lam[n] = anext[n] = dA[n] = 0.0f;
+    bool on = ok && n < N;
+    A[n] = on ? -expf(s.Alog[(long)dd * N + n]) : 0.0f;
+    h0c[n] = on ? s.hch[hb + (long)n * d] : 0.0f;
+    lam[n] = on ? g.lch[hb + (long)n * d] : 0.0f;
+    anext[n] = 1.0f; /* mu_c already carries the next chunk's first decay */
+    dA[n] = 0.0f;
+  }
+  for (int t = 0; t < len; t++) { /* the chunk's states */
+    long i = ((long)b * s.T + t0 + t) * d + dd;
+    float dl = ok ? s.delta[i] : 0.0f, du = ok ? dl * s.u[i] : 0.0f;
+#pragma unroll
+    for (int n = 0; n < NM; n++)
+      if (n < N) hs[t][n] = __expf(dl * A[n]) * (t ? hs[t - 1][n] : h0c[n]) + du * Bs[t * NM + n];
   }
   float Dv = ok ? s.Dskip[dd] : 0.0f, dD = 0.0f;
-  for (int c = nch - 1; c >= 0; c--) {
-    int t0 = c * CL, len = min(CL, s.T - t0);
-    __syncthreads();
-    load_bc(Bs, Cs, s, b, t0, len, NM);
-    __syncthreads();
-    long hb = ((long)b * nch + c) * N * d + dd;
+  for (int t = len - 1; t >= 0; t--) {
+    long row = (long)b * s.T + t0 + t, i = row * d + dd;
+    float gm = ok ? g.dy[i] : 0.0f, dl = ok ? s.delta[i] : 0.0f, uu = ok ? s.u[i] : 0.0f;
+    float duacc = Dv * gm, ddl = 0.0f, dlu = dl * uu;
+    dD += gm * uu;
+    float *prow = g.part + (row * nw + w) * 2 * N;
 #pragma unroll
-    for (int n = 0; n < NM; n++) h0c[n] = ok && n < N ? s.hch[hb + (long)n * d] : 0.0f;
-    for (int t = 0; t < len; t++) { /* the chunk's states */
-      long i = ((long)b * s.T + t0 + t) * d + dd;
-      float dl = ok ? s.delta[i] : 0.0f, du = ok ? dl * s.u[i] : 0.0f;
-#pragma unroll
-      for (int n = 0; n < NM; n++)
-        if (n < N) hs[t][n] = __expf(dl * A[n]) * (t ? hs[t - 1][n] : h0c[n]) + du * Bs[t * NM + n];
-    }
-    for (int t = len - 1; t >= 0; t--) {
-      long row = (long)b * s.T + t0 + t, i = row * d + dd;
-      float gm = ok ? g.dy[i] : 0.0f, dl = ok ? s.delta[i] : 0.0f, uu = ok ? s.u[i] : 0.0f;
-      float duacc = Dv * gm, ddl = 0.0f, dlu = dl * uu;
-      dD += gm * uu;
-      float *prow = g.part + (row * nw + w) * 2 * N;
-#pragma unroll
-      for (int n = 0; n < NM; n++)
-        if (n < N) {
-          float Bn = Bs[t * NM + n], l = gm * Cs[t * NM + n] + anext[n] * lam[n], a = __expf(dl * A[n]);
-          float ah = a * (t ? hs[t - 1][n] : h0c[n]);
-          duacc += l * dl * Bn;
-          ddl += l * (A[n] * ah + Bn * uu);
-          dA[n] += l * dl * ah;
-          float vB = warp_sum(l * dlu), vC = warp_sum(gm * hs[t][n]);
-          if (lane == 0 && w < nw) { /* a block's last warps can lie wholly past d: no row of theirs */
-            prow[n] = vB;
-            prow[N + n] = vC;
-          }
-          lam[n] = l;
-          anext[n] = a;
+    for (int n = 0; n < NM; n++)
+      if (n < N) {
+        float Bn = Bs[t * NM + n], l = gm * Cs[t * NM + n] + anext[n] * lam[n], a = __expf(dl * A[n]);
+        float ah = a * (t ? hs[t - 1][n] : h0c[n]);
+        duacc += l * dl * Bn;
+        ddl += l * (A[n] * ah + Bn * uu);
+        dA[n] += l * dl * ah;
+        float vB = warp_sum(l * dlu), vC = warp_sum(gm * hs[t][n]);
+        if (lane == 0 && w < nw) { /* a block's last warps can lie wholly past d: no row of theirs */
+          prow[n] = vB;
+          prow[N + n] = vC;
         }
-      if (ok) {
-        g.du[i] = duacc;
-        g.ddelta[i] = ddl;
+        lam[n] = l;
+        anext[n] = a;
       }
+    if (ok) {
+      g.du[i] = duacc;
+      g.ddelta[i] = ddl;
     }
   }
   if (!ok) return;
+  long pb = ((long)b * nch + c) * d + dd;
 #pragma unroll
   for (int n = 0; n < NM; n++)
-    if (n < N) g.pA[((long)b * d + dd) * N + n] = dA[n] * A[n]; /* d/dA_log = d/dA * A */
-  g.pD[(long)b * d + dd] = dD;
+    if (n < N) g.pA[pb * N + n] = dA[n] * A[n]; /* d/dA_log = d/dA * A */
+  g.pD[pb] = dD;
 }
 
 /* dB_t, dC_t: sum of the per-warp partial rows, in warp order */
@@ -176,25 +226,31 @@ __global__ void scan_dbc_k(float *dBC, int dbcs, const float *part, long BT, int
   dBC[row * dbcs + j] = s;
 }
 
+template <int NM>
+static void backward_passes(const ScanArgs *f, const ScanGrads *g, int nch) {
+  dim3 grid(cdiv(f->d, SC_THREADS), nch, f->B);
+  chunk_states<NM>(f, nch);
+  scan_adjoint_k<NM><<<grid, SC_THREADS, 0, g_stream>>>(*f, *g, nch);
+  scan_adjoint_combine_k<<<cdiv((long)f->B * f->N * f->d, 256), 256, 0, g_stream>>>(*f, *g, nch);
+  scan_bwd_k<NM><<<grid, SC_THREADS, 0, g_stream>>>(*f, *g, nch);
+}
+
+size_t scan_backward_scratch(int B, int T, int d, int N) { return (size_t)B * cdiv(T, CL) * d * (2 * N + 1); }
+
 void scan_backward(const ScanArgs *s, const float *dy, float *du, float *ddelta, float *dAlog, float *dD, float *dBC,
                    int dbcs, float *part, float *red) {
   int nch = cdiv(s->T, CL), N = s->N, d = s->d, nw = cdiv(d, 32);
   ScanArgs f = *s;
   f.h0 = NULL; /* the initial state is a constant (no gradient), as on the CPU */
   f.hlast = NULL;
-  ScanGrads g = {dy, du, ddelta, part, red, red + (size_t)s->B * d * N};
-  dim3 grid(cdiv(d, SC_THREADS), s->B);
-  if (N <= 16) {
-    chunk_states<16>(&f, nch);
-    scan_bwd_k<16><<<grid, SC_THREADS, 0, g_stream>>>(f, g, nch);
-  } else {
-    chunk_states<64>(&f, nch);
-    scan_bwd_k<64><<<grid, SC_THREADS, 0, g_stream>>>(f, g, nch);
-  }
+  size_t segs = (size_t)s->B * nch;
+  ScanGrads g = {dy, du, ddelta, part, red, red + segs * d * N, red + segs * d * (N + 1)};
+  if (N <= 16) backward_passes<16>(&f, &g, nch);
+  else backward_passes<64>(&f, &g, nch);
   long BT = (long)s->B * s->T;
   scan_dbc_k<<<cdiv(BT * 2 * N, 256), 256, 0, g_stream>>>(dBC, dbcs, part, BT, nw, N);
-  reduce_segments(dAlog, g.pA, s->B, d * N); /* sums over the batch rows, in order */
-  reduce_segments(dD, g.pD, s->B, d);
+  reduce_segments(dAlog, g.pA, (int)segs, d * N); /* sums over the (batch row, chunk) partials, in order */
+  reduce_segments(dD, g.pD, (int)segs, d);
 }
 
 /* ---- test hook for the GPU check: scan time alone (not part of nanorag.h) ---- */
@@ -215,7 +271,7 @@ extern "C" int nrcuda_bench_scan(int B, int T, int d, int N, int reps, float *ms
   size_t BT = (size_t)B * T, nch = cdiv(T, CL), nw = cdiv(d, 32);
   size_t sz[] = {BT * d, BT * d, (size_t)d * N, (size_t)d, BT * 2 * N, BT * d, (size_t)B * nch * N * d,
                  (size_t)B * nch * d, BT * d, BT * d, BT * d, (size_t)d * N, (size_t)d, BT * 2 * N,
-                 BT * nw * 2 * N, (size_t)B * d * (N + 1)};
+                 BT * nw * 2 * N, scan_backward_scratch(B, T, d, N)};
   const int K = sizeof sz / sizeof *sz;
   float *p[K];
   size_t total = 0;

@@ -10,6 +10,8 @@
  *   memory  device bytes for the seed's three d20 configs at 4K / 8K / 6K, recomputation on and off,
  *           measured on the speed phase's d20 models (a d20 host model takes seconds to initialise)
  *   scan    selective-scan forward+backward time vs sequence length (CUDA test hook)
+ *   nccl    a one-rank communicator (one GPU here): NCCL found with dlopen, id, init, and the gradient
+ *           all-reduce (AVERAGE over one rank must leave the gradients as they were)
  *   plan    (no GPU needed) the device bytes the allocator will request for the memory configs
  * Usage: gpu_check CPU_LIB CUDA_LIB [phase...]. Exit status 1 when a check fails. */
 #define _GNU_SOURCE
@@ -47,6 +49,10 @@ typedef struct {
   int (*plan_bytes)(const int32_t *, int, const float *, int, const char *, int, int, int64_t *);
   int (*mem_used)(int64_t *);
   void (*release_arena)(nr_model *);
+  void (*profile)(int);
+  int (*profile_read)(double *);
+  int (*comm_unique_id)(uint8_t *), (*comm_init)(const uint8_t *, int, int), (*comm_allreduce)(nr_model *);
+  void (*comm_free)(void);
 } Lib;
 
 static int load(Lib *L, const char *path) {
@@ -74,6 +80,12 @@ static int load(Lib *L, const char *path) {
   *(void **)&L->plan_bytes = dlsym(L->h, "nrcuda_plan_bytes");
   *(void **)&L->mem_used = dlsym(L->h, "nrcuda_mem_used");
   *(void **)&L->release_arena = dlsym(L->h, "nrcuda_release_arena");
+  *(void **)&L->profile = dlsym(L->h, "nrcuda_profile");
+  *(void **)&L->profile_read = dlsym(L->h, "nrcuda_profile_read");
+  *(void **)&L->comm_unique_id = dlsym(L->h, "nr_comm_unique_id");
+  *(void **)&L->comm_init = dlsym(L->h, "nr_comm_init");
+  *(void **)&L->comm_allreduce = dlsym(L->h, "nr_comm_allreduce_grads");
+  *(void **)&L->comm_free = dlsym(L->h, "nr_comm_free");
   return 0;
 }
 
@@ -328,6 +340,38 @@ static void phase_train(Lib *gpu) {
   free(tok);
 }
 
+/* ---- NCCL with one rank ---- */
+static void phase_nccl(Lib *gpu) {
+  Cfg c = {"nccl", "TM", 256, 64, 2, 2, 8, 4, 2, 0, 64};
+  nr_model *m = make(gpu, &c, 5);
+  uint8_t id[128];
+  if (!m || !gpu->comm_unique_id || gpu->comm_unique_id(id) || gpu->comm_init(id, 1, 0)) {
+    fprintf(stderr, "gpu_check: nccl: %s\n", gpu->last_error());
+    row("nccl", "one-rank communicator", NAN, 0, 0);
+    if (m) gpu->model_free(m);
+    return;
+  }
+  int B = 2, T = 32;
+  int32_t tok[2 * 32 + 1];
+  for (int i = 0; i <= B * T; i++) tok[i] = (int32_t)(unif() * c.V);
+  double o[2];
+  size_t n = (size_t)gpu->num_params(m);
+  float *before = malloc(n * 4);
+  int bad = gpu->step(m, tok, tok + 1, NULL, B, T, 1.0f / (B * T), o) || gpu->download(m);
+  if (!bad) memcpy(before, gpu->grads(m), n * 4);
+  double t0 = now();
+  bad = bad || gpu->comm_allreduce(m) || gpu->download(m);
+  double ms = (now() - t0) * 1e3;
+  if (bad) fprintf(stderr, "gpu_check: nccl: %s\n", gpu->last_error());
+  row("nccl", "all-reduce AVERAGE, 1 rank: grads rel L2", bad ? NAN : rel_l2(gpu->grads(m), before, n), 0, 0);
+  char what[64];
+  snprintf(what, sizeof what, "%.2f ms for %zu floats (with the download)", ms, n);
+  info("nccl", "all-reduce time", what);
+  gpu->comm_free();
+  gpu->model_free(m);
+  free(before);
+}
+
 /* ---- speed and memory ---- */
 static double flops_per_token(const Cfg *c, int T) { /* src/engine/config.ts flopsPerToken, training */
   double C = c->C, hd = C / c->H, di = c->E * C, N = c->N, R = ceil(C / 16.0), mm = (double)c->V * C, attn = 0;
@@ -417,6 +461,21 @@ static void phase_plan(Lib *gpu) {
   }
 }
 
+/* the step's GPU time per section kind (profile.cu's ProfKind order), per step */
+static void profile_row(Lib *gpu, const char *what, int steps) {
+  static const char *kinds[] = {"embed/norms", "T GEMMs+norms+RoPE", "attention", "MLP", "M GEMMs+conv", "scan",
+                                "classifier", "optimizer"};
+  double ms[16];
+  if (!gpu->profile_read) return;
+  int n = gpu->profile_read(ms);
+  gpu->profile(0);
+  char text[400];
+  int o = 0;
+  for (int k = 0; k < n && k < 8; k++)
+    if (ms[k] > 0) o += snprintf(text + o, sizeof text - o, "%s%s %.1f", o ? ", " : "ms/step: ", kinds[k], ms[k] / steps);
+  info("profile", what, o ? text : "no sections recorded");
+}
+
 static void phase_speed(Lib *gpu, double budget_s, int with_memory) {
   double peak = peak_flops(gpu->engine_info()), t_start = now();
   char what[96], text[160];
@@ -435,6 +494,7 @@ static void phase_speed(Lib *gpu, double budget_s, int with_memory) {
       hyper(hp, 0.1f);
       double s, fb = 0, opt = 0; /* forward + backward, optimizer */
       int r = random_step(gpu, m, c.V, B, T, &s) || gpu->optim_step(m, hp, NR_HP_N, NULL); /* warm-up */
+      if (gpu->profile) gpu->profile(1);
       for (int k = 0; k < 3 && !r; k++) {
         r = random_step(gpu, m, c.V, B, T, &s);
         double t0 = now();
@@ -448,6 +508,7 @@ static void phase_speed(Lib *gpu, double budget_s, int with_memory) {
       snprintf(text, sizeof text, "%.0f tokens/s, MFU %.1f%%, step %.0f + optim %.0f ms, %.2f GB", tps,
                100 * tps * flops_per_token(&c, T) / peak, fb / 3 * 1e3, opt / 3 * 1e3, gpu->act_bytes(m) / 1e9);
       info("speed", what, text);
+      profile_row(gpu, what, 3);
       if (depth == 20 && kind == 0) row("speed", "d20 all-T MFU (goal 0.40)", tps * flops_per_token(&c, T) / peak, 0.40, 1);
       if (depth == 20 && with_memory) memory_for(gpu, m, &c, kind, base[0]);
       gpu->model_free(m);
@@ -469,7 +530,7 @@ static void phase_scan(Lib *gpu) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: gpu_check CPU_LIB CUDA_LIB [host|plan|parity|train|speed|memory|scan ...]\n");
+    fprintf(stderr, "usage: gpu_check CPU_LIB CUDA_LIB [host|plan|parity|train|speed|memory|scan|nccl ...]\n");
     return 2;
   }
   Lib cpu, gpu;
@@ -499,6 +560,7 @@ int main(int argc, char **argv) {
   if (WANT("train")) phase_train(&gpu);
   printf("| time    | after train: %.0f s\n", now() - t0);
   if (WANT("scan")) phase_scan(&gpu);
+  if (WANT("nccl")) phase_nccl(&gpu);
   if (WANT("speed") || WANT("memory")) phase_speed(&gpu, budget ? atof(budget) : 150, WANT("memory"));
   printf("| time    | total: %.0f s\n", now() - t0);
   return g_fail;
