@@ -219,6 +219,65 @@ describe("counterfactual augmentation", () => {
   });
 });
 
+describe("common-noun answers from outside their relation (augmentNouns)", () => {
+  // hand-made rows: four people, a profession and a hobby each
+  const people = [["Kalo Mira", "nurse", "chess"], ["Tor Velsa", "baker", "rowing"], ["Quiden Bro", "pilot", "archery"], ["Fel Ortan", "weaver", "origami"]] as const;
+  const handDocs = new Map(people.map(([name, job, hobby], i) => [`p${i}`, { id: `p${i}`, title: name, text: `${name} works as a ${job}. In free time, ${name} enjoys ${hobby}.` }]));
+  const rows = people.flatMap(([name, job, hobby], i) => [
+    { id: `q${i}a`, question: `What is the profession of ${name}?`, answer: job, relevant_docs: [`p${i}`], answerable: true, type: "single" as const },
+    { id: `q${i}b`, question: `What is the hobby of ${name}?`, answer: hobby, relevant_docs: [`p${i}`], answerable: true, type: "single" as const },
+  ]);
+  const opts = { seqLen: 256, qaPerContext: 2, topK: 1, distractors: 0, abstainRate: 0, readTwice: true, multiHopRate: 0, seed: 0, augment: 1 };
+
+  test("the answer and the document change together; the new word is often outside the relation's values", async () => {
+    const src = new RagSource(tok, rows, handDocs, null, null, null, { ...opts, augmentNouns: 1 });
+    const jobs = new Set<string>(people.map((p) => p[1])), hobbies = new Set<string>(people.map((p) => p[2]));
+    let answers = 0, outside = 0, otherRelation = 0;
+    for (let p = 0; p < 40; p++) {
+      const conv = (await src.conversation(p, "gold"))!;
+      const doc = (conv.messages.find((m) => m.role === "docs") as { docs: { id: string; text: string }[] }).docs[0]!;
+      const [, job, hobby] = people[Number(doc.id.slice(1))]!;
+      expect(doc.text).not.toContain(`works as a ${job}.`);
+      expect(doc.text).not.toContain(`enjoys ${hobby}.`);
+      conv.messages.forEach((m, i) => {
+        if (m.role !== "assistant" || typeof m.content !== "string") return;
+        const answer = m.content.replace(/ \[\d+\]\.$/, "");
+        const asked = (conv.messages[i - (i === 2 ? 2 : 1)] as { content: string }).content;
+        // the new word stands where the old one stood, in the sentence of the relation asked about
+        expect(doc.text).toContain(asked.includes("profession") ? `works as a ${answer}.` : `enjoys ${answer}.`);
+        const own = asked.includes("profession") ? jobs : hobbies;
+        answers++;
+        if (!own.has(answer)) outside++;
+        if ((asked.includes("profession") ? hobbies : jobs).has(answer)) otherRelation++;
+      });
+    }
+    expect(answers).toBe(80);
+    expect(outside).toBe(80);
+    expect(otherRelation).toBeGreaterThan(20); // about half: another relation's value, the rest fresh words
+    expect(otherRelation).toBeLessThan(60);
+    // without augmentNouns every rewritten answer stays a value of its own relation
+    const same = new RagSource(tok, rows, handDocs, null, null, null, { ...opts, augmentNouns: 0 });
+    for (let p = 0; p < 10; p++) {
+      for (const m of (await same.conversation(p, "gold"))!.messages) {
+        if (m.role === "assistant" && typeof m.content === "string") expect([...jobs, ...hobbies]).toContain(m.content.replace(/ \[\d+\]\.$/, ""));
+      }
+    }
+  });
+
+  test("the rewritten documents never receive weight; the answers do", async () => {
+    const src = new RagSource(tok, rows, handDocs, null, null, null, { ...opts, augmentNouns: 1 });
+    const DS = tok.specialId("<|docs_start|>"), DE = tok.specialId("<|docs_end|>"), AS = tok.specialId("<|assistant_start|>");
+    for (let p = 0; p < 10; p++) {
+      const e = (await src.example(p, "gold"))!;
+      const ids = Array.from(e.ids);
+      const [s, t] = [ids.indexOf(DS), ids.indexOf(DE)];
+      expect(s).toBeGreaterThan(0);
+      for (let i = s; i <= t; i++) expect(e.weights[i]).toBe(0);
+      expect(e.weights[ids.indexOf(AS) + 1]).toBe(1);
+    }
+  });
+});
+
 describe("training examples stay answerable and copyable", () => {
   test("documents are never truncated, and an answer's tokens appear verbatim in its document", async () => {
     const src = new RagSource(tok, world.questions.train, docs, async () => [...docs.values()].slice(0, 3), null, null, { seqLen: 160, qaPerContext: 4, topK: 3, distractors: 2, abstainRate: 0, readTwice: true, multiHopRate: 0, seed: 0, augment: 0 });

@@ -75,6 +75,12 @@ export interface TrainConfig {
   readTwice: boolean;
   /** share of contexts whose answers are rewritten to other values of the same relation, so reading beats memorising */
   augment: number;
+  /**
+   * share of augmented common-noun answers (a profession, a hobby) rewritten to a word from outside their relation (another
+   * relation's value or a fresh lower-case word) rather than another value of it: then knowing the relation's values cannot
+   * find the answer, only copying the word in the document's slot can
+   */
+  augmentNouns: number;
   /** share of multi-hop trajectories mixed into RAG SFT data */
   multiHopRate: number;
   /** language-model (pretraining) steps on KB text before RAG SFT (pipeline; `pretrain` uses `steps`) */
@@ -150,6 +156,7 @@ export const DEFAULTS: TrainConfig = {
   curriculumFrac: 0.3,
   readTwice: true,
   augment: 0.9,
+  augmentNouns: 0,
   multiHopRate: 0,
   pretrainSteps: 0,
   pretrainCopy: false,
@@ -208,7 +215,7 @@ const INTS: (keyof TrainConfig)[] = [
   "pretrainSteps", "maxHops", "topKPerHop", "refragSteps", "rlSteps", "rlQuestions", "groupSize", "maxNewTokens",
 ];
 const POSITIVE: (keyof TrainConfig)[] = ["nEmbd", "nHead", "nKvHead", "seqLen", "deviceBatch", "gradAccum", "evalEvery", "saveEvery", "topK", "qaPerContext", "topKPerHop", "groupSize", "maxNewTokens"];
-const FRACTIONS: (keyof TrainConfig)[] = ["augment", "warmdownFrac", "finalLrFrac", "abstainRate", "curriculumFrac", "multiHopRate"];
+const FRACTIONS: (keyof TrainConfig)[] = ["augment", "augmentNouns", "warmdownFrac", "finalLrFrac", "abstainRate", "curriculumFrac", "multiHopRate"];
 
 /** Validates a whole config. */
 export function validate(c: TrainConfig): TrainConfig {

@@ -136,6 +136,8 @@ export interface RagSourceOptions {
   seed: number;
   /** share of contexts whose answers are rewritten to other values of the same relation (counterfactual augmentation) */
   augment?: number;
+  /** share of those rewritten common-noun answers that take a word from outside their relation (TrainConfig.augmentNouns) */
+  augmentNouns?: number;
 }
 
 export type Phase = "gold" | "full";
@@ -148,6 +150,8 @@ export class RagSource {
   private readonly pool: RagDoc[];
   /** answers by relation ("Where was {s} born?" -> every training answer to it) */
   private readonly answersByRelation = new Map<string, string[]>();
+  /** every lower-case answer of every relation ("nurse", "chess", "otter") */
+  private readonly commonNouns: string[] = [];
   private perms = new Map<number, number[]>();
   constructor(
     readonly tok: TemplateTokenizer,
@@ -180,6 +184,7 @@ export class RagSource {
         if (!this.answersByRelation.has(key)) this.answersByRelation.set(key, []);
         const list = this.answersByRelation.get(key)!;
         if (!list.includes(q.answer)) list.push(q.answer);
+        if (isCommonNoun(q.answer) && !this.commonNouns.includes(q.answer)) this.commonNouns.push(q.answer);
       }
     }
     if (this.groups.length === 0 && !this.multiHop) throw new UserError("no questions to build RAG training examples from");
@@ -254,7 +259,8 @@ export class RagSource {
         continue;
       }
       const list = this.answersByRelation.get(relationKey(q.question, gold.title)) ?? [];
-      const alt = freshValue(q.answer, list, rand);
+      const foreign = (this.o.augmentNouns ?? 0) > 0 && isCommonNoun(q.answer) && rand() < this.o.augmentNouns!;
+      const alt = foreign ? this.foreignNoun(list, text, rand) : freshValue(q.answer, list, rand);
       if (alt === q.answer || text.includes(alt) || !sub(q.answer, alt)) {
         out.push(q);
         continue;
@@ -269,6 +275,17 @@ export class RagSource {
       return { gold: { ...gold, title, text }, qs: out.map((q) => ({ ...q, question: q.question.split(oldTitle).join(newTitle) })) };
     }
     return { gold: { ...gold, text }, qs: out };
+  }
+
+  /**
+   * A lower-case word outside a relation's values and not in `text`: half the time another
+   * relation's value (a hobby where a profession stood), else a fresh pseudo-word. Measured on a RAG model trained with values of
+   * the same relation only: it ranked the document's profession first 0 times in 60 with the gold
+   * document alone, and a fresh word 0 times in 90: it picked among the values it knew instead of copying.
+   */
+  foreignNoun(relation: string[], text: string, rand: () => number): string {
+    const others = this.commonNouns.filter((w) => !relation.includes(w) && !text.includes(w));
+    return others.length && rand() < 0.5 ? others[Math.floor(rand() * others.length)]! : pseudoWord(rand);
   }
 
   /**
@@ -350,6 +367,11 @@ export function renameAll(conv: Conversation, names: ReadonlyMap<string, string>
 /** A question's relation: the question with the subject's name replaced by {s}. */
 export function relationKey(question: string, subject: string): string {
   return question.split(subject).join("{s}");
+}
+
+/** A lower-case answer that is neither a number nor a name: a profession, a hobby, an industry. */
+function isCommonNoun(value: string): boolean {
+  return /^\p{Ll}[\p{Ll} ]*$/u.test(value);
 }
 
 /** A fresh name-like word of 2-3 of the synthetic world's syllables, so it splits into tokens the way held-out names do. */

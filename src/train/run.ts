@@ -139,7 +139,7 @@ export async function runTrain(o: TrainOptions): Promise<TrainResult> {
   if (!tokenizerPath || !existsSync(tokenizerPath)) throw new UserError("--tokenizer FILE is required (or a --source checkpoint that names its tokenizer)");
   const tok = Tokenizer.load(tokenizerPath);
   const { search, docs: retrieve, cache } = kbSearch(o.kb, cfg.retriever);
-  const srcOpts = { seqLen: cfg.seqLen, qaPerContext: cfg.qaPerContext, topK: cfg.topK, distractors: cfg.distractors, abstainRate: cfg.abstainRate, readTwice: cfg.readTwice, multiHopRate: cfg.multiHopRate, seed: cfg.seed, augment: cfg.augment };
+  const srcOpts = { seqLen: cfg.seqLen, qaPerContext: cfg.qaPerContext, topK: cfg.topK, distractors: cfg.distractors, abstainRate: cfg.abstainRate, readTwice: cfg.readTwice, multiHopRate: cfg.multiHopRate, seed: cfg.seed, augment: cfg.augment, augmentNouns: cfg.augmentNouns };
   const wandb = new Wandb(!o.group || o.group.lead ? o.wandb : undefined);
   await wandb.init(`${o.refrag ? "refrag" : "rag"}-${Date.now()}`, cfg as unknown as Record<string, unknown>);
   const meta = { tokenizer: tokenizerPath, kind: o.refrag ? "refrag" : "rag", retriever: cfg.retriever };
