@@ -73,9 +73,12 @@ void *dl_cublas(char *why, int why_len);
 void *dl_nccl(char *why, int why_len);
 
 /* ---- gemm.cu (row-major; ta: A stored K x M; tb: B stored N x K) ---- */
-enum { MM_AUTO = 0, MM_F32 = 1, MM_TF32 = 2 };
+enum { MM_AUTO = 0, MM_F32 = 1 };
 void mm(nr_model *m, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
         int ldc, float beta, int prec);
+/* row-major C = op(A) op(B) (+ beta C) on bf16 operands, fp32 accumulation and output */
+void mm_bf16(int ta, int tb, int M, int N, int K, const bf16 *A, int lda, const bf16 *B, int ldb, float *C, int ldc,
+             float beta);
 void lin_fwd(nr_model *m, float *out, int ldo, const float *inp, int ldi, const float *W, int M, int N, int K, float beta);
 void lin_dx(nr_model *m, float *dinp, int lddi, const float *dout, int lddo, const float *W, int M, int N, int K,
             float beta);

@@ -1,10 +1,10 @@
 /* GEMMs through cuBLAS (cublasGemmEx, loaded at run time). Row-major C = op(A) op(B) is column-major
  * C^T = op(B)^T op(A)^T, so the operands swap. Default precision: bf16 operands, fp32 accumulation and
  * fp32 output; weights come from the bf16 copy of the params, activations are converted into one of two
- * bf16 operand buffers. fp32 parity mode and the Muon iterations use fp32 / TF32 operands. */
+ * bf16 operand buffers (Muon converts its own, into its workspace). fp32 parity mode uses fp32 operands. */
 #include "common.cuh"
 
-enum { R_32F = 0, R_16BF = 14, COMPUTE_32F = 68, COMPUTE_32F_FAST_TF32 = 77, OP_N = 0, OP_T = 1, ALGO_DEFAULT = -1 };
+enum { R_32F = 0, R_16BF = 14, COMPUTE_32F = 68, OP_N = 0, OP_T = 1, ALGO_DEFAULT = -1 };
 
 __global__ void f2bf_2d(bf16 *dst, const float *src, int rows, int cols, int ld) {
   long i = (long)blockIdx.x * blockDim.x + threadIdx.x, n = (long)rows * cols;
@@ -21,7 +21,7 @@ void to_bf16(bf16 *dst, const float *src, size_t n) { f2bf<<<cdiv((long)n, 256),
 void params_to_bf16(nr_model *m) { to_bf16(m->pb, m->p, m->c.nparams); }
 
 /* a bf16 view of op-operand X (rows x cols stored, leading dim ld): the params' bf16 copy, or a converted copy */
-static const void *as_bf16(nr_model *m, const float *X, int rows, int cols, int *ld, bf16 *buf) {
+static const bf16 *as_bf16(nr_model *m, const float *X, int rows, int cols, int *ld, bf16 *buf) {
   if (X >= m->p && X < m->p + m->c.nparams) return m->pb + (X - m->p);
   if ((size_t)rows * cols > m->bf_cap) {
     cu_note_cublas(-1, "operand larger than the bf16 buffer");
@@ -41,16 +41,22 @@ void mm(nr_model *m, int ta, int tb, int M, int N, int K, const float *A, int ld
     return;
   }
   if (prec == MM_AUTO && m->fp32) prec = MM_F32;
-  int st;
   if (prec == MM_AUTO) {
-    const void *a = as_bf16(m, A, ta ? K : M, ta ? M : K, &lda, m->bfa);
-    const void *b = as_bf16(m, B, tb ? N : K, tb ? K : N, &ldb, m->bfb);
-    st = g_gemm_ex(g_cublas, tb ? OP_T : OP_N, ta ? OP_T : OP_N, N, M, K, &one, b, R_16BF, ldb, a, R_16BF, lda, &beta,
-                   C, R_32F, ldc, COMPUTE_32F, ALGO_DEFAULT);
-  } else {
-    st = g_gemm_ex(g_cublas, tb ? OP_T : OP_N, ta ? OP_T : OP_N, N, M, K, &one, B, R_32F, ldb, A, R_32F, lda, &beta, C,
-                   R_32F, ldc, prec == MM_TF32 ? COMPUTE_32F_FAST_TF32 : COMPUTE_32F, ALGO_DEFAULT);
+    const bf16 *a = as_bf16(m, A, ta ? K : M, ta ? M : K, &lda, m->bfa);
+    const bf16 *b = as_bf16(m, B, tb ? N : K, tb ? K : N, &ldb, m->bfb);
+    mm_bf16(ta, tb, M, N, K, a, lda, b, ldb, C, ldc, beta);
+    return;
   }
+  int st = g_gemm_ex(g_cublas, tb ? OP_T : OP_N, ta ? OP_T : OP_N, N, M, K, &one, B, R_32F, ldb, A, R_32F, lda, &beta,
+                     C, R_32F, ldc, COMPUTE_32F, ALGO_DEFAULT);
+  cu_note_cublas(st, "cublasGemmEx");
+}
+
+void mm_bf16(int ta, int tb, int M, int N, int K, const bf16 *A, int lda, const bf16 *B, int ldb, float *C, int ldc,
+             float beta) {
+  float one = 1.0f;
+  int st = g_gemm_ex(g_cublas, tb ? OP_T : OP_N, ta ? OP_T : OP_N, N, M, K, &one, B, R_16BF, ldb, A, R_16BF, lda,
+                     &beta, C, R_32F, ldc, COMPUTE_32F, ALGO_DEFAULT);
   cu_note_cublas(st, "cublasGemmEx");
 }
 
