@@ -3,12 +3,14 @@
  * patterns (and several world seeds), each on a fresh synthetic world; one row per run with
  * single-hop EM with retrieval and closed-book, two-hop EM with REFRAG vs single-shot RAG, abstention
  * and false abstention, hops, citation accuracy, mean reward after REFRAG SFT and after RL, time and
- * training tokens/s. On the 2-core CPU the default sizes take about 30 minutes per run.
+ * training tokens/s. On the 2-core CPU the default sizes take about 30 minutes per run; `--device cuda`
+ * runs the same on a GPU (the CUDA library is looked up as `nanorag train --device` does).
  *
- * Usage: bun bench/quality.bench.ts [--patterns TMT,TTT,MMM] [--seeds 0] [--entities 1000]
+ * Usage: bun bench/quality.bench.ts [--patterns TMT,TTT,MMM] [--seeds 0] [--entities 1000] [--device auto|cpu|cuda]
  *        [--config cpu_small] [--out runs/bench-quality] [any config flag, e.g. --steps 1500 --threads 2]
  */
 import { join } from "node:path";
+import { type DeviceFlag, selectDevice } from "../src/engine/device.ts";
 import { buildConfig, KEYS, kebab, loadNamed, parseValue, type TrainConfig } from "../src/train/config.ts";
 import { runPipeline } from "../src/train/pipeline.ts";
 
@@ -27,6 +29,7 @@ const seeds = opt("seeds", "0").split(",").map(Number);
 const entities = Number(opt("entities", "1000"));
 const out = opt("out", "runs/bench-quality");
 const named = await loadNamed(opt("config", "cpu_small"));
+selectDevice(opt("device", "auto") as DeviceFlag);
 
 const f = (v: number | null | undefined) => (v === null || v === undefined || Number.isNaN(v) ? "-" : v.toFixed(3));
 const rows: string[] = [
