@@ -45,6 +45,19 @@ describe("nanorag chat", () => {
     expect(turns[0].sources.map((s: { id: string }) => s.id)).not.toEqual(turns[1].sources.map((s: { id: string }) => s.id));
   });
 
+  test("--device: cuda without a CUDA library is refused (exit 2); auto takes a library that reports a device", () => {
+    const args = ["chat", "--model", f.refrag, "--kb", f.exampleKb, "-p", "What is machine learning?", "--json"];
+    const refused = cli([...args, "--device", "cuda"], { env: { NANORAG_CUDA_LIB: "/nonexistent/libnanorag_cuda.so" } });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("--device cuda: no libnanorag_cuda.so (searched /nonexistent/libnanorag_cuda.so");
+    expect(refused.stdout).toBe("");
+    // the CPU build stands in for the CUDA one (it reports one device): the answer is the CPU's
+    const standIn = cli(args, { env: { NANORAG_CUDA_LIB: join(ROOT, "native/build/libnanorag.so") } });
+    expect(standIn.code).toBe(0);
+    expect(standIn.stderr).toContain("device: cuda:0 of 1");
+    expect(JSON.parse(standIn.stdout).answer).toBe(JSON.parse(cli([...args, "--device", "cpu"]).stdout).answer);
+  });
+
   test("bad input: missing model or KB, unknown retriever, a KB without the index: exit 2 with the reason", () => {
     const cases: [string[], RegExp][] = [
       [["--model", join(f.dir, "nope"), "--kb", f.exampleKb], /--model .*nope: no such file or folder/],

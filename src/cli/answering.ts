@@ -1,10 +1,10 @@
 /** Flags and set-up shared by the commands that answer questions (chat, ask, eval qa). */
-import { setThreads } from "../engine/index.ts";
+import { type Device, type DeviceFlag, selectDevice, setThreads } from "../engine/index.ts";
 import { Answerer } from "../answer/answerer.ts";
 import type { AskOptions } from "../answer/answerer.ts";
 import { ANSWER_MODES, type AnswerMode } from "../answer/answer.ts";
 import { UserError } from "../errors.ts";
-import { intFlag, keyValues, listFlag } from "./common.ts";
+import { deviceArgs, intFlag, keyValues, listFlag } from "./common.ts";
 import { suggest } from "./strict.ts";
 
 export const modelArgs = {
@@ -13,6 +13,7 @@ export const modelArgs = {
   tokenizer: { type: "string", description: "Tokenizer file (default: the one the checkpoint names)", valueHint: "FILE" },
   plugins: { type: "string", description: "Extra folder of retriever plugins", valueHint: "DIR" },
   threads: { type: "string", description: "Engine threads (default 1)", valueHint: "N" },
+  ...deviceArgs,
 } as const;
 
 export const retrievalArgs = {
@@ -23,11 +24,14 @@ export const retrievalArgs = {
   filter: { type: "string", description: "Metadata filter for retrieval, e.g. source=web", valueHint: "K=V" },
 } as const;
 
-type ModelFlags = { model: string; kb: string; tokenizer?: string; plugins?: string; threads?: string };
+type ModelFlags = { model: string; kb: string; tokenizer?: string; plugins?: string; threads?: string; device?: string };
 type RetrievalFlags = { retriever?: string; "top-k"?: string; "max-hops"?: string; "max-new-tokens"?: string; filter?: string };
+
+let device: Device | undefined; // chosen once per process (eval qa opens several models)
 
 /** Loads the model and KB a command names; the retriever is checked before any question is asked. */
 export async function openAnswerer(args: ModelFlags & RetrievalFlags, model = args.model): Promise<Answerer> {
+  device ??= selectDevice((args.device ?? "auto") as DeviceFlag);
   if (args.threads) setThreads(intFlag("threads", args.threads, 1));
   const a = await Answerer.open({ model, kb: args.kb, tokenizer: args.tokenizer, plugins: args.plugins });
   try {

@@ -1,3 +1,4 @@
+import { DEVICE_FLAGS } from "../engine/index.ts";
 import { UserError } from "../errors.ts";
 import { Kb } from "../kb/kb.ts";
 import { loadPlugins } from "../retrieval/host.ts";
@@ -8,6 +9,11 @@ export const kbArgs = {
   plugins: { type: "string", description: "Extra folder of retriever plugins", valueHint: "DIR" },
   json: { type: "boolean", description: "Print results as JSON on stdout" },
 } as const;
+
+/** `--device`: which engine every command that runs a model uses. */
+export const deviceArgs = {
+  device: { type: "enum" as const, options: [...DEVICE_FLAGS] as string[], description: "auto (CUDA when a GPU answers, else the CPU, saying why), cpu or cuda (default auto)", valueHint: "auto|cpu|cuda" },
+};
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

@@ -1,15 +1,11 @@
 /** Flags that say where training runs: `--device` (every training command) and the multi-process job flags (train, pretrain). */
 import { availableParallelism } from "node:os";
-import { DEVICE_FLAGS, type DeviceFlag } from "../engine/index.ts";
+import type { DeviceFlag } from "../engine/index.ts";
 import type { TrainConfig } from "../train/config.ts";
 import type { ProcessGroup } from "../train/parallel/group.ts";
 import { jobShape, launch, workerIdentity } from "../train/parallel/launch.ts";
 import { setUpProcess } from "../train/parallel/worker.ts";
-import { intFlag } from "./common.ts";
-
-export const deviceArgs = {
-  device: { type: "enum" as const, options: [...DEVICE_FLAGS] as string[], description: "auto (CUDA when a GPU answers, else the CPU, saying why), cpu or cuda (default auto)", valueHint: "auto|cpu|cuda" },
-};
+import { deviceArgs, intFlag } from "./common.ts";
 
 export const jobArgs = {
   ...deviceArgs,

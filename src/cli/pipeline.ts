@@ -3,7 +3,7 @@ import { buildConfig, configArgs, configOverrides, loadNamed } from "../train/co
 import { runPipeline } from "../train/pipeline.ts";
 import { selectDevice, type DeviceFlag } from "../engine/index.ts";
 import { intFlag, printJson } from "./common.ts";
-import { deviceArgs } from "./job.ts";
+import { deviceArgs } from "./common.ts";
 
 export default defineCommand({
   meta: {
