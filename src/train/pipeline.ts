@@ -78,8 +78,6 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
   lap("tokenizer");
 
   const tokS: Record<string, number> = {};
-  const rate = (r: { last: Record<string, unknown> | null } | undefined) => (r?.last ? Number(r.last.tokens ?? 0) : 0);
-  void rate;
   let source = "scratch";
   if (cfg.pretrainSteps > 0) {
     const pre = await runPretrain({ cfg, outDir: join(o.outDir, "pretrain"), texts: trainTexts.slice(20), valTexts: trainTexts.slice(0, 20), tokenizer: tokPath, steps: cfg.pretrainSteps, resume: o.resume, wandb: o.wandb, quiet: o.quiet });
