@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { generateWorld } from "../src/data/synthetic.ts";
+import { generateWorld, NAME_SUFFIXES } from "../src/data/synthetic.ts";
 import { setThreads } from "../src/engine/index.ts";
 import { render } from "../src/rag/template.ts";
 import { Tokenizer } from "../src/tokenizer/bpe.ts";
@@ -9,7 +9,7 @@ import { trainBpe } from "../src/tokenizer/train.ts";
 import { assemble, nextMicroBatch } from "../src/train/batch.ts";
 import { buildConfig, checkPartial, configOverrides, DEFAULTS, loadNamed, NAMED } from "../src/train/config.ts";
 import { prng } from "../src/data/random.ts";
-import { docText, freshNames, RagSource, TextSource, trainingDocuments } from "../src/train/data.ts";
+import { docText, freshNames, freshValue, RagSource, TextSource, trainingDocuments } from "../src/train/data.ts";
 import { docsBlockIds } from "../src/train/generate.ts";
 import { resetInterrupt } from "../src/train/loop.ts";
 import { lrMultiplier } from "../src/train/schedule.ts";
@@ -219,6 +219,26 @@ describe("counterfactual augmentation", () => {
   });
 });
 
+describe("fresh names keep the world's name endings", () => {
+  test("a city, country or language name gets new syllables and keeps its ending; a name without one gets none", () => {
+    const rand = prng(4);
+    const names = world.documents.filter((d) => d.metadata?.type === "city" || d.metadata?.type === "country").map((d) => d.title);
+    let kept = 0;
+    for (const name of names) {
+      const fresh = freshValue(name, [], rand);
+      expect(fresh).not.toBe(name);
+      const ending = NAME_SUFFIXES.find((e) => name.endsWith(e) && name.length > e.length + 1);
+      if (ending) {
+        expect(fresh.endsWith(ending)).toBe(true);
+        kept++;
+      }
+    }
+    expect(kept).toBeGreaterThan(names.length / 3);
+    expect(freshValue("Morgrimouth", [], rand)).toMatch(/^\p{Lu}\p{Ll}+mouth$/u);
+    expect(freshValue("Kalo Mira", [], rand)).toMatch(/^\p{Lu}\p{Ll}+ \p{Lu}\p{Ll}+$/u);
+  });
+});
+
 describe("common-noun answers from outside their relation (augmentNouns)", () => {
   // hand-made rows: four people, a profession and a hobby each
   const people = [["Kalo Mira", "nurse", "chess"], ["Tor Velsa", "baker", "rowing"], ["Quiden Bro", "pilot", "archery"], ["Fel Ortan", "weaver", "origami"]] as const;
@@ -275,6 +295,37 @@ describe("common-noun answers from outside their relation (augmentNouns)", () =>
       for (let i = s; i <= t; i++) expect(e.weights[i]).toBe(0);
       expect(e.weights[ids.indexOf(AS) + 1]).toBe(1);
     }
+  });
+});
+
+describe("counterfactual names reach the retrieved distractors", () => {
+  test("retrieval uses the real question; a distractor sharing a name word with the subject shares the fresh word", async () => {
+    const handDocs = new Map([
+      ["p0", { id: "p0", title: "Umte Vellomi", text: "Umte Vellomi works as a nurse. Umte Vellomi was born in Gapalo." }],
+      ["p1", { id: "p1", title: "Shifel Umte", text: "Shifel Umte works as a baker. Shifel Umte was born in Lisorville." }],
+    ]);
+    const rows = [
+      { id: "q0", question: "What is the profession of Umte Vellomi?", answer: "nurse", relevant_docs: ["p0"], answerable: true, type: "single" as const },
+      { id: "q1", question: "In which city was Umte Vellomi born?", answer: "Gapalo", relevant_docs: ["p0"], answerable: true, type: "single" as const },
+    ];
+    const asked: string[] = [];
+    const retrieve = async (q: string) => {
+      asked.push(q);
+      return [handDocs.get("p0")!, handDocs.get("p1")!];
+    };
+    const src = new RagSource(tok, rows, handDocs, retrieve, null, null, { seqLen: 256, qaPerContext: 2, topK: 2, distractors: 0, abstainRate: 0, readTwice: true, multiHopRate: 0, seed: 0, augment: 1 });
+    for (let p = 0; p < 10; p++) {
+      const conv = (await src.conversation(p, "full"))!;
+      const ctx = (conv.messages.find((m) => m.role === "docs") as { docs: { id: string; title: string; text: string }[] }).docs;
+      const [gold, other] = [ctx.find((d) => d.id === "p0")!, ctx.find((d) => d.id === "p1")!];
+      const [first, last] = gold.title.split(" ");
+      expect([first, last]).not.toContain("Umte");
+      expect(other.title).toBe(`Shifel ${first}`); // the shared word got the same fresh name
+      expect(other.text).toContain(`Shifel ${first} works as a baker.`); // the distractor's facts stay
+      expect((conv.messages[0] as { content: string }).content).toContain(gold.title);
+      expect(JSON.stringify(conv)).not.toContain("Umte");
+    }
+    expect(asked.every((q) => q.includes("Umte Vellomi"))).toBe(true);
   });
 });
 

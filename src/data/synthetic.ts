@@ -50,6 +50,9 @@ export interface SyntheticWorld {
 export const SYLLABLES = ["ka", "lo", "mi", "ran", "tor", "vel", "sa", "qui", "den", "bro", "ma", "fel", "or", "tan", "zu", "nel", "ar", "is", "el", "um", "dra", "ven", "sol", "ga", "rith", "mor", "pa", "lis", "ko", "bel", "ther", "an", "dor", "vi", "nus", "cal", "te", "ro", "shi", "wen", "ix", "ha", "jor", "pe", "lun", "fa", "gri", "do", "sen", "yo"];
 const CITY_SUFFIX = ["", "", "", "ford", "holm", "ville", "burg", "mouth", "stad", "gate"];
 const COUNTRY_SUFFIX = ["ia", "land", "stan", "ora", "avia", "mark", "esh", "ovia"];
+const LANGUAGE_SUFFIX = ["ish", "ese", "ic", "an"];
+/** Endings of generated names ("Morgrimouth", "Pedoland", "Kovenese"), longest first (fresh names in training data keep them). */
+export const NAME_SUFFIXES = [...new Set([...CITY_SUFFIX, ...COUNTRY_SUFFIX, ...LANGUAGE_SUFFIX])].filter(Boolean).sort((a, b) => b.length - a.length);
 const COMPANY_SUFFIX = ["Industries", "Labs", "Corporation", "Systems", "Works", "Holdings", "Group", "Dynamics"];
 const PROFESSIONS = ["architect", "baker", "chemist", "dentist", "engineer", "farmer", "geologist", "historian", "journalist", "librarian", "musician", "nurse", "pilot", "sculptor", "teacher", "veterinarian", "weaver", "astronomer", "carpenter", "economist"];
 const HOBBIES = ["chess", "sailing", "pottery", "birdwatching", "archery", "fencing", "gardening", "origami", "rowing", "calligraphy", "beekeeping", "climbing"];
@@ -128,7 +131,7 @@ export function generateWorld(opts: SyntheticOptions): SyntheticWorld {
   const countries = countrySplits.map((split, i) => {
     const e = ent("country", i, unique(() => cap(word(rand, 1, 2)) + pick(COUNTRY_SUFFIX, rand)), split);
     e.attrs.currency = `${cap(word(rand, 1, 2))} ${pick(CURRENCY, rand)}`;
-    e.attrs.language = cap(word(rand, 1, 2)) + pick(["ish", "ese", "ic", "an"], rand);
+    e.attrs.language = cap(word(rand, 1, 2)) + pick(LANGUAGE_SUFFIX, rand);
     e.attrs.animal = pick(ANIMALS, rand);
     return e;
   });

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { UserError } from "../errors.ts";
 import type { Kb } from "../kb/kb.ts";
 import { prng, shuffle } from "../data/random.ts";
-import { SYLLABLES } from "../data/synthetic.ts";
+import { NAME_SUFFIXES, SYLLABLES } from "../data/synthetic.ts";
 import { type DocumentRow, type QuestionRow, readDocuments, readQuestions } from "../data/schema.ts";
 import { answerWithCitations, MultiHopTask, RetrievalCache, type SearchFn } from "../rag/tasks.ts";
 import { BudgetError, type Conversation, type Message, type RagDoc, render, type TemplateTokenizer } from "../rag/template.ts";
@@ -214,7 +214,8 @@ export class RagSource {
     let qs = shuffle([...g.qs], rand).slice(0, this.o.qaPerContext);
     let gold = this.docs.get(g.doc);
     if (!gold) return null;
-    if ((this.o.augment ?? 0) > 0 && rand() < this.o.augment!) ({ gold, qs } = this.counterfactual(gold, qs, rand));
+    let names = new Map<string, string>();
+    if ((this.o.augment ?? 0) > 0 && rand() < this.o.augment!) ({ gold, qs, names } = this.counterfactual(gold, qs, rand));
     let ctx: RagDoc[];
     if (phase === "gold" || !this.retrieve) ctx = [gold];
     else {
@@ -232,20 +233,24 @@ export class RagSource {
         k++;
       }
     }
-    return qaConversation(qs, ctx);
+    return renameAll(qaConversation(qs, ctx), names);
   }
 
   /**
    * Counterfactual augmentation: rewrites the gold document so that training entities' facts change
    * from epoch to epoch and memorising them cannot help; only reading can. Each answer in the document
    * becomes a fresh value of the same shape (a new pseudo-word for names, another number for numbers,
-   * another answer of the same relation for common nouns), and the subject gets a fresh name, so
-   * the model learns to copy arbitrary token strings (as it must for entities it never saw), not to
-   * pick among the values it knows.
+   * another answer of the same relation for common nouns), so the model learns to copy arbitrary token
+   * strings (as it must for entities it never saw), not to pick among the values it knows. The subject
+   * gets fresh names word by word (`names`), which the caller applies to the whole conversation after
+   * retrieving with the real question: the retrieved distractors keep the name words they share with
+   * the subject ("Shifel Umte" beside "Umte Vellomi" becomes "Shifel Fadra" beside "Fadra Lovi"), the
+   * near-miss the model meets at test time. (Retrieving with the renamed question found documents
+   * that share no name with the subject, and the model then took 13 of its 21 wrong single-hop answers
+   * on world seed 1 from the other document in context.)
    */
-  counterfactual(gold: RagDoc, qs: QuestionRow[], rand: () => number): { gold: RagDoc; qs: QuestionRow[] } {
+  counterfactual(gold: RagDoc, qs: QuestionRow[], rand: () => number): { gold: RagDoc; qs: QuestionRow[]; names: Map<string, string> } {
     let text = gold.text;
-    let title = gold.title;
     const out: QuestionRow[] = [];
     const sub = (from: string, to: string) => {
       const re = new RegExp(`(?<![\\p{L}\\p{N}])${escapeRe(from)}(?![\\p{L}\\p{N}])`, "gu");
@@ -267,14 +272,9 @@ export class RagSource {
       }
       out.push({ ...q, answer: alt });
     }
-    // a fresh subject name, in the document, its title and the questions
-    const newTitle = freshValue(title, [], rand);
-    if (newTitle !== title && !text.includes(newTitle) && sub(title, newTitle)) {
-      const oldTitle = title;
-      title = newTitle;
-      return { gold: { ...gold, title, text }, qs: out.map((q) => ({ ...q, question: q.question.split(oldTitle).join(newTitle) })) };
-    }
-    return { gold: { ...gold, text }, qs: out };
+    const names = new Map<string, string>();
+    freshNameWords(gold.title, names, rand);
+    return { gold: { ...gold, text }, qs: out, names };
   }
 
   /**
@@ -298,9 +298,9 @@ export class RagSource {
     const names = new Map<string, string>();
     for (const h of q.hops ?? []) {
       const t = this.docs.get(h.doc)?.title;
-      if (t && !names.has(t)) names.set(t, freshValue(t, [], rand));
+      if (t) freshNameWords(t, names, rand);
     }
-    if (q.answerable && !names.has(q.answer)) names.set(q.answer, freshValue(q.answer, [], rand));
+    if (q.answerable) freshNameWords(q.answer, names, rand);
     return renameAll(conv, names);
   }
 
@@ -364,6 +364,14 @@ export function renameAll(conv: Conversation, names: ReadonlyMap<string, string>
   };
 }
 
+/** Adds a fresh name (freshValue) for each word of `name` that `names` does not map yet; kept words ("Works") map to nothing. */
+export function freshNameWords(name: string, names: Map<string, string>, rand: () => number): void {
+  const fresh = freshValue(name, [], rand).split(" ");
+  name.split(" ").forEach((w, i) => {
+    if (w !== fresh[i] && !names.has(w)) names.set(w, fresh[i]!);
+  });
+}
+
 /** A question's relation: the question with the subject's name replaced by {s}. */
 export function relationKey(question: string, subject: string): string {
   return question.split(subject).join("{s}");
@@ -384,8 +392,10 @@ export function pseudoWord(rand: () => number): string {
 
 /**
  * A replacement of the same shape: numbers keep their digit grouping; capitalised words become new
- * pseudo-words (common trailing words such as "Industries" stay); a lower-case answer becomes
- * another answer of the same relation.
+ * pseudo-words that keep the world's name endings ("Morgrimouth" -> "Velsamouth"; common trailing
+ * words such as "Industries" stay); a lower-case answer becomes another answer of the same relation.
+ * Without the endings a model trained on fresh names cut them off test names ("Morgriia" for
+ * Morgrimouth, "Vicalgri" for Vicalgrigate).
  */
 export function freshValue(value: string, sameRelation: string[], rand: () => number): string {
   if (/^\d[\d,]*$/.test(value)) {
@@ -398,7 +408,7 @@ export function freshValue(value: string, sameRelation: string[], rand: () => nu
   const words = value.split(" ");
   if (words.some((w) => /^\p{Lu}/u.test(w))) {
     return words
-      .map((w, i) => (/^\p{Lu}/u.test(w) && !(i > 0 && i === words.length - 1 && COMMON_TAIL.has(w)) ? cap(pseudoWord(rand)) : w))
+      .map((w, i) => (/^\p{Lu}/u.test(w) && !(i > 0 && i === words.length - 1 && COMMON_TAIL.has(w)) ? cap(pseudoWord(rand)) + nameSuffix(w) : w))
       .join(" ");
   }
   if (sameRelation.length > 1) {
@@ -408,6 +418,11 @@ export function freshValue(value: string, sameRelation: string[], rand: () => nu
     }
   }
   return value;
+}
+
+/** The generated-name ending of a word ("mouth" of "Morgrimouth"), or "" (a word that is only an ending has none). */
+function nameSuffix(word: string): string {
+  return NAME_SUFFIXES.find((s) => word.length > s.length + 1 && word.endsWith(s)) ?? "";
 }
 
 const COMMON_TAIL = new Set(["Industries", "Labs", "Corporation", "Systems", "Works", "Holdings", "Group", "Dynamics", "crown", "mark", "florin", "dinar", "real", "thaler", "ducat", "lira"]);
