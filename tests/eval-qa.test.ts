@@ -79,6 +79,29 @@ describe("nanorag eval qa", () => {
     expect(j.modes.rag).toEqual(j.models[f.refrag].rag);
   });
 
+  test("--by-type: a row per question type beside all, and by_type in --json, each over its own questions", () => {
+    const types = new Map<string, number>();
+    for (const l of readFileSync(f.questions, "utf8").trim().split("\n")) {
+      const t = JSON.parse(l).type as string;
+      types.set(t, (types.get(t) ?? 0) + 1);
+    }
+    expect(types.size).toBeGreaterThan(1);
+    const args = ["eval", "qa", "--model", f.refrag, "--kb", f.kb, "--questions", f.questions, "--modes", "rag,refrag", "--by-type"];
+    const j = JSON.parse(cli([...args, "--json"]).stdout);
+    const plain = JSON.parse(cli(["eval", "qa", "--model", f.refrag, "--kb", f.kb, "--questions", f.questions, "--modes", "rag", "--json"]).stdout);
+    for (const mode of ["rag", "refrag"]) {
+      const m = j.modes[mode];
+      expect(Object.keys(m.by_type).sort()).toEqual([...types.keys()].sort());
+      for (const [t, n] of types) expect(m.by_type[t].questions).toBe(n);
+      expect(m.questions).toBe([...types.values()].reduce((a, b) => a + b, 0));
+    }
+    const { by_type: _, ...ragAll } = j.modes.rag;
+    expect(ragAll).toMatchObject({ ...plain.modes.rag, ttft_ms: expect.any(Number), tokens_per_s: expect.any(Number) }); // the all row is the plain summary
+    const table = cli(args).stdout.trim().split("\n");
+    expect(table[0]).toMatch(/^model +mode +type +questions +em/);
+    expect(table).toHaveLength(2 + 2 * (types.size + 1));
+  });
+
   test("bad input: unknown mode, malformed questions, missing model: exit 2 with the reason", () => {
     const bad = join(dir, "bad.jsonl");
     writeFileSync(bad, '{"id":"1","question":"q","answer":"a","relevant_docs":["x"]}\n{"id":"2","question":"q","answer":"a","relevant_docs":"x"}\n');

@@ -56,6 +56,7 @@ const qa = defineCommand({
     modes: { type: "string", description: "Comma-separated answer modes: none (closed-book), rag, refrag", default: "none,rag,refrag" },
     html: { type: "string", description: "Also write a self-contained HTML report with charts", valueHint: "FILE" },
     records: { type: "string", description: "Also write every answer with its scores' inputs as JSONL", valueHint: "FILE" },
+    "by-type": { type: "boolean", description: "Also a row per question type (single, bridge, unanswerable, ...): a type column, and by_type in --json" },
     json: { type: "boolean", description: "Print {models: {MODEL: {MODE: metrics}}} (and modes: {MODE: metrics} for one model) as JSON" },
   },
   async run({ args, rawArgs }) {
@@ -63,12 +64,14 @@ const qa = defineCommand({
     const modes = modesFlag(args.modes);
     const qs = readQuestions(args.questions);
     if (qs.length === 0) throw new UserError(`${args.questions}: no questions`);
-    const { rows, records } = await evalQa(models, (m) => openAnswerer(args, m), qs, modes, askOptions(args));
+    const byType = Boolean(args["by-type"]);
+    const { rows, records } = await evalQa(models, (m) => openAnswerer(args, m), qs, modes, askOptions(args), byType);
     if (args.records) writeJsonl(args.records, records);
-    if (args.html) writeFileSync(args.html, qaHtml(rows, `nanorag eval qa: ${args.questions}`));
+    const overall = rows.filter((r) => r.type === undefined || r.type === "all");
+    if (args.html) writeFileSync(args.html, qaHtml(overall, `nanorag eval qa: ${args.questions}`));
     const byModel = qaJson(rows);
     if (args.json) printJson(models.length === 1 ? { models: byModel, modes: byModel[models[0]!] } : { models: byModel });
-    else process.stdout.write(`${metricsTable(rows, ["model", "mode"])}\n`);
+    else process.stdout.write(`${metricsTable(rows, byType ? ["model", "mode", "type"] : ["model", "mode"])}\n`);
   },
 });
 

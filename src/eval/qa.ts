@@ -1,7 +1,7 @@
 /**
  * `nanorag eval qa`: every model answers every question in every mode (closed-book, RAG, REFRAG)
  * through the Answerer, and each (model, mode) gets one row of answer-quality metrics (qaSummary in
- * src/rag/metrics.ts; definitions in docs/answering.md).
+ * src/rag/metrics.ts; definitions in docs/answering.md); with byType, also one row per question type.
  */
 import type { AnswerMode } from "../answer/answer.ts";
 import type { Answerer, AskOptions } from "../answer/answerer.ts";
@@ -13,6 +13,8 @@ import { answerRecord } from "./answers.ts";
 export interface QaRow extends QaSummary {
   model: string;
   mode: AnswerMode;
+  /** a question type's row (byType), or "all" beside them; absent without byType */
+  type?: string;
 }
 
 export interface QaResult {
@@ -21,7 +23,8 @@ export interface QaResult {
 }
 
 /** Answers with each model in turn (`open` loads one, the caller's close frees it before the next). */
-export async function evalQa(models: string[], open: (model: string) => Promise<Answerer>, qs: QuestionRow[], modes: AnswerMode[], ask: AskOptions): Promise<QaResult> {
+export async function evalQa(models: string[], open: (model: string) => Promise<Answerer>, qs: QuestionRow[], modes: AnswerMode[], ask: AskOptions, byType = false): Promise<QaResult> {
+  const types = [...new Set(qs.map((q) => q.type))].sort();
   const out: QaResult = { rows: [], records: [] };
   const bar = progress("eval qa", models.length * modes.length * qs.length, "answers");
   let done = 0;
@@ -34,7 +37,8 @@ export async function evalQa(models: string[], open: (model: string) => Promise<
           rs.push(answerRecord(q, await answerer.answer(q.question, { ...ask, mode })));
           bar.tick(++done);
         }
-        out.rows.push({ model, mode, ...qaSummary(rs) });
+        if (byType) for (const type of types) out.rows.push({ model, mode, type, ...qaSummary(rs.filter((r) => r.type === type)) });
+        out.rows.push({ model, mode, ...(byType ? { type: "all" } : {}), ...qaSummary(rs) });
         out.records.push(...rs.map((r) => ({ ...r, model, mode })));
       }
     } finally {
@@ -45,9 +49,19 @@ export async function evalQa(models: string[], open: (model: string) => Promise<
   return out;
 }
 
-/** --json: per model, per mode, the summary keys. */
-export function qaJson(rows: QaRow[]): Record<string, Record<string, QaSummary>> {
-  const out: Record<string, Record<string, QaSummary>> = {};
-  for (const { model, mode, ...s } of rows) (out[model] ??= {})[mode] = s;
+export type QaModeJson = QaSummary & { by_type?: Record<string, QaSummary> };
+
+/** --json: per model, per mode, the summary keys (and by_type, per question type, when measured). */
+export function qaJson(rows: QaRow[]): Record<string, Record<string, QaModeJson>> {
+  const out: Record<string, Record<string, QaModeJson>> = {};
+  const byType = new Map<string, Record<string, QaSummary>>();
+  for (const { model, mode, type, ...s } of rows) {
+    const key = `${model}\n${mode}`;
+    if (type === undefined || type === "all") (out[model] ??= {})[mode] = byType.has(key) ? { ...s, by_type: byType.get(key)! } : s;
+    else {
+      if (!byType.has(key)) byType.set(key, {});
+      byType.get(key)![type] = s;
+    }
+  }
   return out;
 }
