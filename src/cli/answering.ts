@@ -4,8 +4,8 @@ import { Answerer } from "../answer/answerer.ts";
 import type { AskOptions } from "../answer/answerer.ts";
 import { ANSWER_MODES, type AnswerMode } from "../answer/answer.ts";
 import { UserError } from "../errors.ts";
-import { deviceArgs, intFlag, keyValues, listFlag } from "./common.ts";
-import { suggest } from "./strict.ts";
+import { deviceArgs, intFlag, listFlag } from "./common.ts";
+import { keyValues, suggest } from "../text.ts";
 
 export const modelArgs = {
   model: { type: "string", description: "Checkpoint folder, or a run folder holding one (checkpoints/final, rl/, sft/)", required: true, valueHint: "DIR" },

@@ -26,18 +26,6 @@ export function intFlag(name: string, value: string | undefined, fallback: numbe
   return n;
 }
 
-/** Parses `key=value[,key=value...]` lists (for --filter and --opt). */
-export function keyValues(name: string, value: string | undefined): Record<string, string> | undefined {
-  if (!value) return undefined;
-  const out: Record<string, string> = {};
-  for (const part of value.split(",")) {
-    const eq = part.indexOf("=");
-    if (eq <= 0) throw new UserError(`--${name} expects key=value pairs separated by commas, got "${part}"`);
-    out[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
-  }
-  return out;
-}
-
 export function listFlag(value: string | undefined): string[] | undefined {
   return value ? value.split(",").map((s) => s.trim()).filter(Boolean) : undefined;
 }

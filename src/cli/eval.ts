@@ -7,7 +7,8 @@ import { qaHtml } from "../eval/qa-html.ts";
 import { writeJsonl } from "../io/jsonl.ts";
 import { askOptions, modelArgs, modesFlag, openAnswerer, repeatedFlag, retrievalArgs } from "./answering.ts";
 import { evaluateRetriever, loadQueries } from "../eval/retrieval.ts";
-import { intFlag, kbArgs, keyValues, listFlag, printJson, withKb } from "./common.ts";
+import { intFlag, kbArgs, listFlag, printJson, withKb } from "./common.ts";
+import { keyValues } from "../text.ts";
 
 /** Prints rows of metrics as an aligned table, one retriever per row. */
 export type MetricsRow = { retriever: string } & Record<string, string | number>;

@@ -6,7 +6,8 @@ import { DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE } from "../kb/schema.ts";
 import { requestEmbedder } from "../dense/index.ts";
 import { log } from "../log.ts";
 import { loadPlugins, retrieverNames } from "../retrieval/host.ts";
-import { intFlag, kbArgs, keyValues, listFlag, printJson, withKb } from "./common.ts";
+import { intFlag, kbArgs, listFlag, printJson, withKb } from "./common.ts";
+import { keyValues } from "../text.ts";
 
 const inputArg = { input: { type: "string", description: "Documents: a JSONL file (seed or BEIR format), HotpotQA rows, or a folder of .md/.txt", required: true, valueHint: "PATH" } } as const;
 

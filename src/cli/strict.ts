@@ -1,25 +1,12 @@
 import type { ArgsDef, CommandDef } from "citty";
-import Fuse from "fuse.js";
 import { UserError } from "../errors.ts";
+import { suggest } from "../text.ts";
 
 type AnyCommand = CommandDef<ArgsDef>;
 type Resolvable<T> = T | (() => T | Promise<T>) | Promise<T>;
 
 async function resolve<T>(v: Resolvable<T>): Promise<T> {
   return typeof v === "function" ? await (v as () => T | Promise<T>)() : await v;
-}
-
-/**
- * The nearest valid name by fuse.js, phrased for an error message. Fuse scores a swapped pair of
- * letters like a distant partial match ("prot": "port" and "retriever" both 0.5), so equal scores go
- * to the name closest in length.
- */
-export function suggest(word: string, candidates: string[]): string {
-  const lengthGap = (s: string) => Math.abs(s.length - word.length);
-  const hit = new Fuse(candidates, { threshold: 0.5, includeScore: true })
-    .search(word)
-    .sort((a, b) => a.score! - b.score! || lengthGap(a.item) - lengthGap(b.item))[0];
-  return hit ? ` Did you mean "${hit.item}"?` : "";
 }
 
 const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);

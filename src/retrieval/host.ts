@@ -2,7 +2,7 @@ import Fuse from "fuse.js";
 import { existsSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { suggest } from "../cli/strict.ts";
+import { suggest } from "../text.ts";
 import { UserError } from "../errors.ts";
 import { log } from "../log.ts";
 import * as api from "../plugin-api.ts";

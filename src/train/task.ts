@@ -11,8 +11,7 @@ import { log } from "../log.ts";
 import { Kb } from "../kb/kb.ts";
 import { prepare, type PrepareOptions } from "../data/prepare.ts";
 import { readDocuments } from "../data/schema.ts";
-import { keyValues } from "../cli/common.ts";
-import { suggest } from "../cli/strict.ts";
+import { keyValues, suggest } from "../text.ts";
 
 /** Task name -> the prepare options its settings map to (only modes that produce training questions). */
 const TASKS: Record<string, { keys: string[]; options: (kv: Record<string, string>) => Omit<PrepareOptions, "out"> }> = {
