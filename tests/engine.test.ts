@@ -1,14 +1,14 @@
 /** Native engine through the FFI: gradients vs finite differences, decode == forward, checkpoints,
  * resume, overfitting, determinism, sampling, malformed inputs. Tiny configs, fixed seeds. */
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../src/errors.ts";
 import { engineInfo, loadCheckpoint, Model, Sampler, saveCheckpoint, setThreads } from "../src/engine/index.ts";
 import { rng } from "../src/data/random.ts";
+import { tempDir } from "./helpers.ts";
 
-const tmp = mkdtempSync(join(tmpdir(), "nanorag-engine-"));
+const tmp = tempDir("nanorag-engine-");
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 function gauss(r: () => number) {

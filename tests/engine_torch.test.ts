@@ -1,12 +1,12 @@
 /** Gradient parity with PyTorch autograd on the same weights and batch (skips without torch). */
 import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { Model, setThreads } from "../src/engine/index.ts";
 import { compareGrads, runPeer, torchAvailable, writePeerDir } from "../src/engine/torchpeer.ts";
+import { tempDir } from "./helpers.ts";
 
-const tmp = mkdtempSync(join(tmpdir(), "nanorag-torch-"));
+const tmp = tempDir("nanorag-torch-");
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 test.skipIf(!torchAvailable())("gradients match PyTorch autograd (T, M, hybrid with GQA and Mamba MLP)", () => {

@@ -1,12 +1,12 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readDocuments, readQuestions } from "../src/data/schema.ts";
 import { generateWorld } from "../src/data/synthetic.ts";
+import { tempDir } from "./helpers.ts";
 
 const BUN = "./node_modules/.bin/bun";
-const dir = mkdtempSync(join(tmpdir(), "nanorag-prep-"));
+const dir = tempDir("nanorag-prep-");
 const cli = (...args: string[]) => Bun.spawnSync([BUN, "src/cli/main.ts", "prepare", ...args], { env: { ...process.env, NO_COLOR: "1" } });
 const jsonl = (p: string) => readFileSync(p, "utf8").trim().split("\n").map((l) => JSON.parse(l));
 

@@ -1,6 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Hit } from "../src/plugin-api.ts";
 import { ABSTAIN, type QuestionRow } from "../src/data/schema.ts";
@@ -8,8 +7,9 @@ import { generateWorld } from "../src/data/synthetic.ts";
 import { answerWithCitations, docMap, DynamicRagTask, MixtureTask, MultiHopTask, RetrievalCache, type SearchFn, StaticRagTask, renderTask, type RenderStats } from "../src/rag/tasks.ts";
 import { parse, parseCitations, type Conversation } from "../src/rag/template.ts";
 import { trainBpe } from "../src/tokenizer/train.ts";
+import { tempDir } from "./helpers.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "nanorag-tasks-"));
+const dir = tempDir("nanorag-tasks-");
 const world = generateWorld({ entities: 120, seed: 5 });
 const docs = docMap(world.documents);
 const { tokenizer: tok } = trainBpe(world.documents.map((d) => `${d.title}\n${d.content}`), { vocabSize: 1000 });

@@ -1,14 +1,14 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SPECIAL_TOKENS, Tokenizer } from "../src/tokenizer/bpe.ts";
 import { GPT4_PATTERN, NANOCHAT_PATTERN, toJsRegExp } from "../src/tokenizer/pattern.ts";
 import { trainBpe } from "../src/tokenizer/train.ts";
 import { rng } from "../src/data/random.ts";
+import { tempDir } from "./helpers.ts";
 
 const BUN = "./node_modules/.bin/bun";
-const dir = mkdtempSync(join(tmpdir(), "nanorag-tok-"));
+const dir = tempDir("nanorag-tok-");
 
 
 const CORPUS = [
