@@ -476,6 +476,33 @@ static void profile_row(Lib *gpu, const char *what, int steps) {
   info("profile", what, o ? text : "no sections recorded");
 }
 
+/* B=8, T=2048: a warm-up step, then 3 timed steps + optimizer updates; one info and one profile row; tokens/s */
+static double speed_of(Lib *gpu, nr_model *m, const Cfg *c, const char *what, double peak) {
+  int B = 8, T = 2048;
+  float hp[NR_HP_N];
+  hyper(hp, 0.1f);
+  double s, fb = 0, opt = 0; /* forward + backward, optimizer */
+  int r = random_step(gpu, m, c->V, B, T, &s) || gpu->optim_step(m, hp, NR_HP_N, NULL); /* warm-up */
+  if (gpu->profile) gpu->profile(1);
+  for (int k = 0; k < 3 && !r; k++) {
+    r = random_step(gpu, m, c->V, B, T, &s);
+    double t0 = now();
+    r = r || gpu->optim_step(m, hp, NR_HP_N, NULL);
+    fb += s;
+    opt += now() - t0;
+  }
+  if (r) fprintf(stderr, "gpu_check: speed %s: %s\n", what, gpu->last_error());
+  double tps = r ? NAN : 3.0 * B * T / (fb + opt);
+  double tps8 = r ? NAN : 3.0 * B * T / (fb + opt / 8); /* the optimizer once per 8 micro-steps, as the d20 configs */
+  char text[200];
+  snprintf(text, sizeof text, "%.0f tokens/s, MFU %.1f%% (%.1f%% with 8 micro-steps per update), step %.0f + optim %.0f ms, %.2f GB",
+           tps, 100 * tps * flops_per_token(c, T) / peak, 100 * tps8 * flops_per_token(c, T) / peak, fb / 3 * 1e3,
+           opt / 3 * 1e3, gpu->act_bytes(m) / 1e9);
+  info("speed", what, text);
+  profile_row(gpu, what, 3);
+  return tps;
+}
+
 static void phase_speed(Lib *gpu, double budget_s, int with_memory) {
   double peak = peak_flops(gpu->engine_info()), t_start = now();
   char what[96], text[160];
@@ -489,31 +516,19 @@ static void phase_speed(Lib *gpu, double budget_s, int with_memory) {
       if (gpu->mem_used) gpu->mem_used(base);
       nr_model *m = make(gpu, &c, 1);
       if (!m) { row("speed", "model", NAN, 0, 0); continue; }
-      int B = 8, T = 2048;
-      float hp[NR_HP_N];
-      hyper(hp, 0.1f);
-      double s, fb = 0, opt = 0; /* forward + backward, optimizer */
-      int r = random_step(gpu, m, c.V, B, T, &s) || gpu->optim_step(m, hp, NR_HP_N, NULL); /* warm-up */
-      if (gpu->profile) gpu->profile(1);
-      for (int k = 0; k < 3 && !r; k++) {
-        r = random_step(gpu, m, c.V, B, T, &s);
-        double t0 = now();
-        r = r || gpu->optim_step(m, hp, NR_HP_N, NULL);
-        fb += s;
-        opt += now() - t0;
-      }
-      if (r) fprintf(stderr, "gpu_check: speed d%d %s: %s\n", depth, c.name, gpu->last_error());
-      double tps = r ? NAN : 3.0 * B * T / (fb + opt);
-      snprintf(what, sizeof what, "d%d %s B=%d T=%d", depth, c.name, B, T);
-      double tps8 = r ? NAN : 3.0 * B * T / (fb + opt / 8); /* the optimizer once per 8 micro-steps, as the d20 configs */
-      snprintf(text, sizeof text, "%.0f tokens/s, MFU %.1f%% (%.1f%% with 8 micro-steps per update), step %.0f + optim %.0f ms, %.2f GB",
-               tps, 100 * tps * flops_per_token(&c, T) / peak, 100 * tps8 * flops_per_token(&c, T) / peak, fb / 3 * 1e3,
-               opt / 3 * 1e3, gpu->act_bytes(m) / 1e9);
-      info("speed", what, text);
-      profile_row(gpu, what, 3);
-      if (depth == 20 && kind == 0) row("speed", "d20 all-T MFU (goal 0.40)", tps * flops_per_token(&c, T) / peak, 0.40, 1);
+      snprintf(what, sizeof what, "d%d %s B=8 T=2048", depth, c.name);
+      double tps = speed_of(gpu, m, &c, what, peak);
+      if (depth == 20 && kind == 0) row("speed", "d20 all-T MFU (goal 0.40)", tps * flops_per_token(&c, 2048) / peak, 0.40, 1);
       if (depth == 20 && with_memory) memory_for(gpu, m, &c, kind, base[0]);
       gpu->model_free(m);
+      if (depth == 20 && kind == 0) { /* the same with the flash attention kernel instead of cuBLAS over the T x T square */
+        setenv("NANORAG_CUDA_ATTN", "flash", 1);
+        if ((m = make(gpu, &c, 1))) {
+          speed_of(gpu, m, &c, "d20 all-T, flash attention", peak);
+          gpu->model_free(m);
+        }
+        unsetenv("NANORAG_CUDA_ATTN");
+      }
     }
 }
 
