@@ -6,39 +6,26 @@ typedef struct {
   size_t n;
 } ActCtx;
 
-static void relu2_fwd(void *c, int b, int e, int tid) {
-  ActCtx *x = c;
+/* relu^2 over elements [b*1024, e*1024): forward act = relu(fc)^2; backward (act holding d(act) on
+ * entry, d(fc) on exit) act = 2 relu(fc) act. Inlined with a constant `backward`, one loop each. */
+static inline void relu2_slice(const ActCtx *x, int b, int e, int backward) {
   size_t i1 = (size_t)e * 1024 < x->n ? (size_t)e * 1024 : x->n;
   const float *restrict fc = x->fc;
   float *restrict act = x->act;
   size_t i = (size_t)b * 1024;
   for (; i + 8 <= i1; i += 8) {
-    v8 x = *(const v8 *)(fc + i);
-    v8 r = v8_sel(x > v8_set1(0.0f), x, v8_set1(0.0f));
-    *(v8 *)(act + i) = r * r;
+    v8 v = *(const v8 *)(fc + i);
+    v8 r = v8_sel(v > v8_set1(0.0f), v, v8_set1(0.0f));
+    *(v8 *)(act + i) = backward ? v8_set1(2.0f) * r * *(v8 *)(act + i) : r * r;
   }
   for (; i < i1; i++) {
     float r = fc[i] > 0 ? fc[i] : 0.0f;
-    act[i] = r * r;
+    act[i] = backward ? 2.0f * r * act[i] : r * r;
   }
 }
 
-static void relu2_bwd(void *c, int b, int e, int tid) {
-  ActCtx *x = c; /* act holds d(act) on entry, d(fc) on exit */
-  size_t i1 = (size_t)e * 1024 < x->n ? (size_t)e * 1024 : x->n;
-  const float *restrict fc = x->fc;
-  float *restrict d = x->act;
-  size_t i = (size_t)b * 1024;
-  for (; i + 8 <= i1; i += 8) {
-    v8 x = *(const v8 *)(fc + i);
-    v8 r = v8_sel(x > v8_set1(0.0f), x, v8_set1(0.0f));
-    *(v8 *)(d + i) = v8_set1(2.0f) * r * *(v8 *)(d + i);
-  }
-  for (; i < i1; i++) {
-    float r = fc[i] > 0 ? fc[i] : 0.0f;
-    d[i] = 2.0f * r * d[i];
-  }
-}
+static void relu2_fwd(void *c, int b, int e, int tid) { relu2_slice(c, b, e, 0); }
+static void relu2_bwd(void *c, int b, int e, int tid) { relu2_slice(c, b, e, 1); }
 
 void mlp_forward(nr_model *m, Layer *l, int BT) {
   Config *c = &m->c;
