@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { DEFAULTS } from "../src/train/config.ts";
+import { budgetLine } from "../src/train/pipeline.ts";
 import { BUN, cli, ROOT, tempDir } from "./helpers.ts";
 
 let dir: string;
@@ -17,6 +19,8 @@ describe("nanorag pipeline (tiny)", () => {
     expect(r.code).toBe(0);
     for (const mode of ["closed", "rag", "refrag"]) expect(r.stdout).toContain(`| ${mode} | single |`);
     expect(r.stdout).toContain("After REFRAG (multi-hop SFT + RL)");
+    // the budget the measured rate implies, next to what was trained: (3 + 4 + 3) steps of cpu_tiny's rows
+    expect(r.stdout).toMatch(/Budget: at \d+ tokens\/s, 30 minutes hold [\d.]+M training tokens; this job trained [\d.]+M/);
     const p = join(dir, "p");
     for (const f of ["data/manifest.json", "kb.db", "tokenizer.json", "pretrain/checkpoints/final/config.json", "rag/checkpoints/final/config.json", "refrag/sft/checkpoints/final/config.json", "refrag/rl/checkpoints/final/config.json", "report.md", "quality-rag.json", "quality-refrag.json", "rag/metrics.html"]) {
       expect(existsSync(join(p, f))).toBe(true);
@@ -25,6 +29,12 @@ describe("nanorag pipeline (tiny)", () => {
     expect(rl.length).toBe(2);
     for (const k of ["reward", "r_answer", "r_cite", "r_retrieval", "r_hops"]) expect(typeof rl[0][k]).toBe("number");
   }, 60_000);
+
+  test("the budget line: what 30 minutes hold at the measured rate, next to what the stages trained", () => {
+    const cfg = { ...DEFAULTS, deviceBatch: 8, gradAccum: 1, seqLen: 256, pretrainSteps: 2000, steps: 8000, refragSteps: 1000 };
+    // 19,000 x 1,800 = 34.2M; (2,000 + 8,000 + 1,000) x 8 x 256 = 22.5M
+    expect(budgetLine(cfg, 19000)).toBe("Budget: at 19000 tokens/s, 30 minutes hold 34.2M training tokens; this job trained 22.5M (pretraining + RAG + REFRAG SFT steps x 2048 tokens, RL rollouts aside).");
+  });
 
   test("nanorag train through the CLI; config flags; Ctrl-C saves and --resume finishes", async () => {
     const p = join(dir, "p");

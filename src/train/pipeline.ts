@@ -44,6 +44,14 @@ export interface PipelineResult {
   report: string;
 }
 
+/** The budget a training rate implies: what 30 minutes hold at the RAG stage's rate, next to what the job trained. */
+export function budgetLine(cfg: TrainConfig, tokensPerSecond: number): string {
+  const rows = cfg.deviceBatch * cfg.gradAccum * cfg.seqLen;
+  const trained = (cfg.pretrainSteps + cfg.steps + cfg.refragSteps) * rows;
+  const m = (n: number) => `${(n / 1e6).toFixed(1)}M`;
+  return `Budget: at ${Math.round(tokensPerSecond)} tokens/s, 30 minutes hold ${m(tokensPerSecond * 1800)} training tokens; this job trained ${m(trained)} (pretraining + RAG + REFRAG SFT steps x ${rows} tokens, RL rollouts aside).`;
+}
+
 function pickTest(test: QuestionRow[], n: number): QuestionRow[] {
   const by = (t: string) => test.filter((q) => q.type === t).slice(0, n);
   return [...by("single"), ...by("bridge"), ...by("unanswerable")];
@@ -131,6 +139,7 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
     "",
     `Stage seconds: ${JSON.stringify(seconds)}`,
     `Training tokens/s (last step): ${JSON.stringify(tokS)}; ${(f.train / 1e6).toFixed(2)} MFLOP per trained token (${JSON.stringify(mc)})`,
+    budgetLine(cfg, tokS.rag ?? 0),
   ].join("\n");
   writeFileSync(join(o.outDir, "report.md"), `${report}\n`);
   return { rag: ragTable, refrag: refragTable, reward: rewardCmp, seconds: { ...seconds, total: Number(total.toFixed(1)) }, tokensPerSecond: tokS, report };
