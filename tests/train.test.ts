@@ -329,6 +329,27 @@ describe("counterfactual names reach the retrieved distractors", () => {
   });
 });
 
+describe("abstention contexts", () => {
+  test("a context that lost its gold document still holds topK documents, so their number does not tell the answer", async () => {
+    // like BM25 on these questions: the gold document first, then others
+    const pool = [...docs.values()];
+    const goldOf = new Map(world.questions.train.map((q) => [q.question, q.relevant_docs[0]!]));
+    const retrieve = async (q: string, k: number) => [docs.get(goldOf.get(q)!)!, ...pool.filter((d) => d.id !== goldOf.get(q))].slice(0, k);
+    for (const abstainRate of [0, 1]) {
+      const src = new RagSource(tok, world.questions.train, docs, retrieve, null, null, { seqLen: 512, qaPerContext: 2, topK: 2, distractors: 0, abstainRate, readTwice: true, multiHopRate: 0, seed: 0, augment: 0 });
+      for (let p = 0; p < 20; p++) {
+        const conv = (await src.conversation(p, "full"))!;
+        const ctx = (conv.messages.find((m) => m.role === "docs") as { docs: { id: string }[] }).docs;
+        expect(ctx.length).toBe(2);
+        const gold = src.groups.find((g) => g.qs.some((q) => q.question === (conv.messages[0] as { content: string }).content))!.doc;
+        expect(ctx.some((d) => d.id === gold)).toBe(abstainRate === 0);
+        const answers = conv.messages.filter((m) => m.role === "assistant").map((m) => m.content as string);
+        if (abstainRate === 1) for (const a of answers) expect(a).toBe("The documents do not say.");
+      }
+    }
+  });
+});
+
 describe("training examples stay answerable and copyable", () => {
   test("documents are never truncated, and an answer's tokens appear verbatim in its document", async () => {
     const src = new RagSource(tok, world.questions.train, docs, async () => [...docs.values()].slice(0, 3), null, null, { seqLen: 160, qaPerContext: 4, topK: 3, distractors: 2, abstainRate: 0, readTwice: true, multiHopRate: 0, seed: 0, augment: 0 });
