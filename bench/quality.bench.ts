@@ -39,7 +39,7 @@ const rows: string[] = [
 for (const pattern of patterns) {
   for (const seed of seeds) {
     const cfg = buildConfig(named, { ...overrides, blockPattern: pattern });
-    const r = await runPipeline({ cfg, outDir: join(out, `${pattern}-s${seed}`), worldSeed: seed, entities, vocabSize: 1024, testN: 100, refrag: true, quiet: true });
+    const r = await runPipeline({ cfg, outDir: join(out, `${pattern}-s${seed}`), worldSeed: seed, entities, vocabSize: 1024, refrag: true, quiet: true });
     const rag = r.rag.modes.rag!, closed = r.rag.modes.closed!;
     const rf = r.refrag?.modes.refrag, rfRag = r.refrag?.modes.rag;
     rows.push(

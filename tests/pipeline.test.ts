@@ -15,13 +15,16 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("nanorag pipeline (tiny)", () => {
   test("world -> KB -> tokenizer -> pretrain -> RAG -> REFRAG (+RL) -> quality table", () => {
-    const r = cli(["pipeline", "--out", join(dir, "p"), "--entities", "60", "--world-seed", "7", "--vocab-size", "400", "--test-n", "3", ...tiny, "--steps", "4", "--pretrain-steps", "3", "--pretrain-copy", "true", "--refrag-steps", "3", "--rl-steps", "2", "--use-rewards"]);
+    const r = cli(["pipeline", "--out", join(dir, "p"), "--entities", "60", "--world-seed", "7", "--vocab-size", "400", ...tiny, "--steps", "4", "--pretrain-steps", "3", "--pretrain-copy", "true", "--refrag-steps", "3", "--rl-steps", "2", "--use-rewards"]);
     expect(r.code).toBe(0);
     for (const mode of ["closed", "rag", "refrag"]) expect(r.stdout).toContain(`| ${mode} | single |`);
     expect(r.stdout).toContain("After REFRAG (multi-hop SFT + RL)");
     // the budget the measured rate implies, next to what was trained: (3 + 4 + 3) steps of cpu_tiny's rows
     expect(r.stdout).toMatch(/Budget: at \d+ tokens\/s, 30 minutes hold [\d.]+M training tokens; this job trained [\d.]+M/);
     const p = join(dir, "p");
+    // the table counts every test question of a type (no --test-n cut)
+    const singles = readFileSync(join(p, "data/test.jsonl"), "utf8").trim().split("\n").filter((l) => JSON.parse(l).type === "single").length;
+    expect(r.stdout).toContain(`| rag | single | ${singles} |`);
     for (const f of ["data/manifest.json", "kb.db", "tokenizer.json", "pretrain/checkpoints/final/config.json", "rag/checkpoints/final/config.json", "refrag/sft/checkpoints/final/config.json", "refrag/rl/checkpoints/final/config.json", "report.md", "quality-rag.json", "quality-refrag.json", "rag/metrics.html"]) {
       expect(existsSync(join(p, f))).toBe(true);
     }
