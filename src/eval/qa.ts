@@ -54,14 +54,7 @@ export type QaModeJson = QaSummary & { by_type?: Record<string, QaSummary> };
 /** --json: per model, per mode, the summary keys (and by_type, per question type, when measured). */
 export function qaJson(rows: QaRow[]): Record<string, Record<string, QaModeJson>> {
   const out: Record<string, Record<string, QaModeJson>> = {};
-  const byType = new Map<string, Record<string, QaSummary>>();
-  for (const { model, mode, type, ...s } of rows) {
-    const key = `${model}\n${mode}`;
-    if (type === undefined || type === "all") (out[model] ??= {})[mode] = byType.has(key) ? { ...s, by_type: byType.get(key)! } : s;
-    else {
-      if (!byType.has(key)) byType.set(key, {});
-      byType.get(key)![type] = s;
-    }
-  }
+  for (const { model, mode, type, ...s } of rows) if (type === undefined || type === "all") (out[model] ??= {})[mode] = s;
+  for (const { model, mode, type, ...s } of rows) if (type !== undefined && type !== "all") (out[model]![mode]!.by_type ??= {})[type] = s;
   return out;
 }
